@@ -1,0 +1,52 @@
+/* digest.c: streaming SHA-256 over OpenSSL's EVP interface. */
+#include "exw/digest.h"
+
+#include <openssl/evp.h>
+#include <stdlib.h>
+
+struct exw_sha256 {
+    EVP_MD_CTX *ctx;
+};
+
+exw_err exw_sha256_new(struct exw_sha256 **out)
+{
+    struct exw_sha256 *s = exw_xcalloc(1, sizeof(*s));
+
+    s->ctx = EVP_MD_CTX_new();
+    if (s->ctx == NULL || EVP_DigestInit_ex(s->ctx, EVP_sha256(), NULL) != 1) {
+        exw_sha256_free(s);
+        *out = NULL;
+        return EXW_ENOMEM;
+    }
+    *out = s;
+    return EXW_OK;
+}
+
+exw_err exw_sha256_update(struct exw_sha256 *s, const void *data, size_t len)
+{
+    return EVP_DigestUpdate(s->ctx, data, len) == 1 ? EXW_OK : EXW_ENOMEM;
+}
+
+exw_err exw_sha256_final(struct exw_sha256 *s, char hex[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0, i;
+
+    if (EVP_DigestFinal_ex(s->ctx, md, &n) != 1 || n != 32)
+        return EXW_ENOMEM;
+    for (i = 0; i < n; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
+    hex[64] = '\0';
+    return EXW_OK;
+}
+
+void exw_sha256_free(struct exw_sha256 *s)
+{
+    if (s == NULL)
+        return;
+    EVP_MD_CTX_free(s->ctx);
+    free(s);
+}

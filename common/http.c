@@ -1,0 +1,262 @@
+/* http.c: blocking GET for the lookup pool; the only user of libcurl.
+ *
+ * Each pool thread owns one struct exw_http and so one CURL easy handle, reused
+ * for every request so that its connections stay open between lookups. */
+#include "exw/http.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct exw_http {
+    CURL *curl;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+/* What the write and header callbacks of one request see. */
+struct transfer {
+    struct exw_http_response *resp;
+    int over_cap;
+    const struct exw_http_request *req;
+};
+
+exw_err exw_http_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? EXW_OK : EXW_ENOMEM;
+}
+
+void exw_http_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+exw_err exw_http_new(struct exw_http **out, struct exw_errbuf *eb)
+{
+    struct exw_http *h = exw_xcalloc(1, sizeof(*h));
+    exw_err rc = EXW_OK;
+
+    h->curl = curl_easy_init();
+    if (h->curl == NULL) {
+        rc = exw_errbuf_set(eb, EXW_ENOMEM, "curl_easy_init failed");
+        free(h);
+        h = NULL;
+    }
+    *out = h;
+    return rc;
+}
+
+void exw_http_free(struct exw_http *h)
+{
+    if (h == NULL)
+        return;
+    curl_easy_cleanup(h->curl);
+    free(h);
+}
+
+void exw_http_response_init(struct exw_http_response *r, size_t max_body)
+{
+    r->status = 0;
+    r->retry_after_s = -1;
+    exw_buf_init(&r->body, max_body);
+}
+
+void exw_http_response_cleanup(struct exw_http_response *r)
+{
+    exw_buf_cleanup(&r->body);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct transfer *tr = ud;
+    size_t n = size * nmemb;
+
+    if (exw_buf_append(&tr->resp->body, data, n) != EXW_OK) {
+        tr->over_cap = 1;
+        return 0; /* makes curl fail the transfer with CURLE_WRITE_ERROR */
+    }
+    return n;
+}
+
+/* Picks Retry-After out of the headers: only the delay-seconds form; an HTTP
+ * date is rare from services and treated as absent. */
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct transfer *tr = ud;
+    size_t n = size * nmemb;
+    static const char name[] = "retry-after:";
+
+    if (n > sizeof(name) - 1 && strncasecmp(data, name, sizeof(name) - 1) == 0) {
+        char value[32];
+        size_t len = n - (sizeof(name) - 1);
+        char *end;
+        long secs;
+
+        if (len >= sizeof(value))
+            len = sizeof(value) - 1;
+        memcpy(value, data + sizeof(name) - 1, len);
+        value[len] = '\0';
+        secs = strtol(value, &end, 10);
+        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+            end++;
+        if (end != value && *end == '\0' && secs >= 0)
+            tr->resp->retry_after_s = secs;
+    }
+    return n;
+}
+
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    struct transfer *tr = ud;
+
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return tr->req->abort_fn != NULL && tr->req->abort_fn(tr->req->abort_ud);
+}
+
+static exw_err map_curl_error(CURLcode cc, const struct transfer *tr, const char *detail,
+                              struct exw_errbuf *eb)
+{
+    const char *text = detail[0] ? detail : curl_easy_strerror(cc);
+
+    switch (cc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return exw_errbuf_set(eb, EXW_ETIMEOUT, "no answer within %ld ms", tr->req->timeout_ms);
+    case CURLE_ABORTED_BY_CALLBACK:
+        return exw_errbuf_set(eb, EXW_ECANCELLED, "request abandoned");
+    case CURLE_WRITE_ERROR:
+        if (tr->over_cap)
+            return exw_errbuf_set(eb, EXW_ELIMIT, "response body over %zu bytes",
+                                  tr->resp->body.max);
+        break;
+    case CURLE_OUT_OF_MEMORY:
+        return exw_errbuf_set(eb, EXW_ENOMEM, "%s", text);
+    default:
+        break;
+    }
+    return exw_errbuf_set(eb, EXW_EHTTP, "%s", text);
+}
+
+exw_err exw_http_get(struct exw_http *h, const struct exw_http_request *req,
+                     struct exw_http_response *resp, struct exw_errbuf *eb)
+{
+    struct transfer tr = {.resp = resp, .over_cap = 0, .req = req};
+    struct curl_slist *headers = NULL;
+    char *auth = NULL;
+    CURLcode cc;
+    exw_err rc = EXW_OK;
+    CURL *c = h->curl;
+
+    resp->status = 0;
+    resp->retry_after_s = -1;
+    exw_buf_reset(&resp->body);
+    curl_easy_reset(c);
+    h->errbuf[0] = '\0';
+    if (req->auth != NULL) {
+        size_t len = strlen(req->auth) + sizeof("Authorization: ");
+
+        auth = exw_xmalloc(len);
+        snprintf(auth, len, "Authorization: %s", req->auth);
+        headers = curl_slist_append(NULL, auth);
+        if (headers == NULL) {
+            rc = exw_errbuf_set(eb, EXW_ENOMEM, "cannot build request headers");
+            goto out;
+        }
+    }
+    /* Every option below either cannot fail or fails only for lack of memory,
+     * which curl_easy_perform then reports. */
+    curl_easy_setopt(c, CURLOPT_URL, req->url);
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &tr);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &tr);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &tr);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+    if (req->max_body > 0)
+        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body);
+    if (headers != NULL)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+
+    cc = curl_easy_perform(c);
+    if (cc == CURLE_FILESIZE_EXCEEDED) {
+        tr.over_cap = 1;
+        cc = CURLE_WRITE_ERROR;
+    }
+    if (cc != CURLE_OK) {
+        rc = map_curl_error(cc, &tr, h->errbuf, eb);
+        goto out;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+out:
+    /* The header list and the auth value are freed at once: the secret does not
+     * outlive the request in our memory. */
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(headers);
+    if (auth != NULL) {
+        memset(auth, 0, strlen(auth));
+        free(auth);
+    }
+    return rc;
+}
+
+static int unreserved(unsigned char ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '.' || ch == '_' || ch == '~';
+}
+
+exw_err exw_http_expand(const char *tmpl, const char *key, size_t len, char **url,
+                        struct exw_errbuf *eb)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    static const char placeholder[] = "{key}";
+    struct exw_buf b;
+    const char *p = tmpl;
+    exw_err rc = EXW_OK;
+
+    *url = NULL;
+    if (strncasecmp(tmpl, "http://", 7) != 0 && strncasecmp(tmpl, "https://", 8) != 0)
+        return exw_errbuf_set(eb, EXW_ECONFIG, "only http:// and https:// URLs are allowed");
+    exw_buf_init(&b, (size_t)1 << 20);
+    for (;;) {
+        const char *hole = strstr(p, placeholder);
+        size_t i;
+
+        if (hole == NULL) {
+            rc = exw_buf_append(&b, p, strlen(p));
+            break;
+        }
+        rc = exw_buf_append(&b, p, (size_t)(hole - p));
+        for (i = 0; rc == EXW_OK && i < len; i++) {
+            unsigned char ch = (unsigned char)key[i];
+            char enc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+
+            rc = unreserved(ch) ? exw_buf_append(&b, &key[i], 1) : exw_buf_append(&b, enc, 3);
+        }
+        if (rc != EXW_OK)
+            break;
+        p = hole + sizeof(placeholder) - 1;
+    }
+    if (rc != EXW_OK) {
+        exw_buf_cleanup(&b);
+        return exw_errbuf_set(eb, rc, "lookup URL over 1 MiB");
+    }
+    if (b.data == NULL)
+        rc = exw_buf_append(&b, "", 0);
+    *url = exw_buf_steal(&b, NULL);
+    return rc;
+}

@@ -1,0 +1,92 @@
+/* config.h: the worker's configuration, from the environment and flags.
+ *
+ * Every setting is one row of the table in config.c; names follow PROTOCOL.md
+ * section 4. After exw_config_load() the struct is read-only and shared. */
+#ifndef EXW_CONFIG_H
+#define EXW_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "exw/err.h"
+#include "exw/log.h"
+
+#define EXW_SERVICE_NAME_MAX 64
+#define EXW_MAX_SERVICES 64
+
+struct exw_service {
+    char name[EXW_SERVICE_NAME_MAX + 1]; /* upper case, [A-Z0-9]+ */
+    char *url;                           /* template with {key} */
+    char *auth;                          /* Authorization header value or NULL; secret */
+    long timeout_ms;
+    long retries;
+};
+
+/* A parsed EXPORT_REDIS_URL. */
+struct exw_redis_addr {
+    char *host;   /* NULL for a unix socket; an IPv6 address without its [] */
+    int port;
+    char *path;   /* unix socket path, or NULL */
+    char *user;   /* ACL user or NULL, percent-decoded */
+    char *password; /* secret or NULL, percent-decoded */
+    int db;
+};
+
+struct exw_config {
+    char *redis_url; /* as given, password included: log exw_config_describe() instead */
+    struct exw_redis_addr redis;
+    char *prefix;
+    long pool_size;
+    char *worker_id;
+    long max_attempts;
+    long job_timeout_s;
+    long shutdown_grace_s;
+    long result_ttl_s;
+    long max_job_bytes;
+    enum exw_log_format log_format;
+    enum exw_log_level log_level;
+    /* Extensions beyond PROTOCOL.md. */
+    char *tmpdir;           /* EXPORT_TMPDIR: where workbooks are assembled */
+    long heartbeat_ttl_ms;  /* EXPORT_HEARTBEAT_TTL_MS */
+    long batch_rows;        /* EXPORT_BATCH_ROWS: rows buffered ahead of the writer */
+    long max_response_bytes; /* EXPORT_MAX_RESPONSE_BYTES: lookup body cap */
+    long max_sheet_rows;    /* EXPORT_MAX_SHEET_ROWS: rows per sheet, header included */
+    struct exw_service services[EXW_MAX_SERVICES];
+    size_t nservices;
+};
+
+/* Reads the configuration from @envp (a NULL-terminated "NAME=value" array, as
+ * environ; NULL is empty) and then @argv flags (argv[0], the program, is
+ * skipped), which override. An empty variable counts as unset; a flag replaces
+ * the variable of its setting, which is then not checked. Every bad setting is
+ * reported in @errors, one per line, lines separated by '\n' with none after
+ * the last (caller frees; NULL when none). *@c is overwritten, not freed.
+ * Returns EXW_OK, or EXW_ECONFIG with @errors set and *@c left with nothing to
+ * free. On "--help"/"-h" returns EXW_OK and sets *@help, even if other
+ * settings are bad; *@c is then empty. Messages never hold a secret.
+ * Thread: main. */
+EXW_MUST_CHECK exw_err exw_config_load(struct exw_config *c, char **envp, int argc, char **argv,
+                                       int *help, char **errors);
+
+/* Frees what exw_config_load allocated; the struct may be reused. Thread: main. */
+void exw_config_cleanup(struct exw_config *c);
+
+/* The --help text, built once; valid for the life of the process. Thread: any. */
+const char *exw_config_usage(void);
+
+/* One line describing the config, as "flag-name=value" pairs, with secrets
+ * (the Redis password, service auth, user info in URLs) shown as ***
+ * (caller frees). Thread: any. */
+char *exw_config_describe(const struct exw_config *c);
+
+/* Finds a service by name, case-insensitively; NULL if not configured. Thread: any. */
+const struct exw_service *exw_config_service(const struct exw_config *c, const char *name);
+
+/* Parses redis://[user:password@]host[:port][/db] or
+ * unix://[user:password@]/path[?db=N] into @out (cleanup with
+ * exw_redis_addr_cleanup). On EXW_ECONFIG *@out holds nothing and @eb says
+ * what is wrong, without the password or the URL. Thread: any. */
+EXW_MUST_CHECK exw_err exw_redis_addr_parse(const char *url, struct exw_redis_addr *out,
+                                            struct exw_errbuf *eb);
+void exw_redis_addr_cleanup(struct exw_redis_addr *a);
+
+#endif

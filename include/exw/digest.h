@@ -1,0 +1,17 @@
+/* digest.h: streaming SHA-256 for result_sha256 (OpenSSL's libcrypto). */
+#ifndef EXW_DIGEST_H
+#define EXW_DIGEST_H
+
+#include <stddef.h>
+#include "exw/err.h"
+
+struct exw_sha256;
+
+/* Thread: owner. */
+EXW_MUST_CHECK exw_err exw_sha256_new(struct exw_sha256 **out);
+EXW_MUST_CHECK exw_err exw_sha256_update(struct exw_sha256 *s, const void *data, size_t len);
+/* Writes 64 lowercase hex digits and a NUL into @hex. */
+EXW_MUST_CHECK exw_err exw_sha256_final(struct exw_sha256 *s, char hex[65]);
+void exw_sha256_free(struct exw_sha256 *s);
+
+#endif

@@ -1,0 +1,55 @@
+/* http.h: blocking HTTP GET for the lookup pool (the only user of libcurl).
+ *
+ * One struct exw_http per pool thread, reused so that connections stay alive. */
+#ifndef EXW_HTTP_H
+#define EXW_HTTP_H
+
+#include <stddef.h>
+#include "exw/buf.h"
+#include "exw/err.h"
+
+struct exw_http;
+
+/* Call once in main before any thread starts. Thread: main. */
+EXW_MUST_CHECK exw_err exw_http_global_init(void);
+void exw_http_global_cleanup(void);
+
+/* A handle for one thread. Thread: owner. */
+EXW_MUST_CHECK exw_err exw_http_new(struct exw_http **out, struct exw_errbuf *eb);
+void exw_http_free(struct exw_http *h);
+
+/* Returns nonzero when the request should stop at once (job cancelled or over). */
+typedef int (*exw_http_abort_fn)(void *ud);
+
+struct exw_http_request {
+    const char *url;
+    const char *auth;      /* Authorization header value, or NULL */
+    long timeout_ms;       /* total time for the request, connect included */
+    size_t max_body;       /* larger bodies fail with EXW_ELIMIT */
+    exw_http_abort_fn abort_fn; /* may be NULL */
+    void *abort_ud;
+};
+
+struct exw_http_response {
+    long status;          /* HTTP status, 0 when none arrived */
+    long retry_after_s;   /* Retry-After in seconds, or -1 */
+    struct exw_buf body;  /* owned by the caller: exw_buf_cleanup */
+};
+
+/* Performs one GET without following redirects. Returns EXW_OK when a response
+ * arrived (whatever its status), EXW_ETIMEOUT, EXW_EHTTP (connection failed or
+ * broke), EXW_ELIMIT (body over the cap), EXW_ECANCELLED (abort_fn said so).
+ * @resp must be initialised with exw_http_response_init. Thread: owner of @h. */
+EXW_MUST_CHECK exw_err exw_http_get(struct exw_http *h, const struct exw_http_request *req,
+                                    struct exw_http_response *resp, struct exw_errbuf *eb);
+
+void exw_http_response_init(struct exw_http_response *r, size_t max_body);
+void exw_http_response_cleanup(struct exw_http_response *r);
+
+/* Expands @tmpl, replacing each "{key}" with @key (@len bytes) percent-encoded:
+ * every byte outside A-Z a-z 0-9 - . _ ~ becomes %XX. Caller frees *@url.
+ * Only http:// and https:// templates are accepted. Thread: any. */
+EXW_MUST_CHECK exw_err exw_http_expand(const char *tmpl, const char *key, size_t len,
+                                       char **url, struct exw_errbuf *eb);
+
+#endif

@@ -1,0 +1,42 @@
+/* pool.h: a fixed pool of threads running tasks from one FIFO queue.
+ *
+ * The threads are created once and live as long as the pool; each has a
+ * context made by the pool's init function (the lookup pool's: a reused HTTP
+ * handle). See the DESIGN note atop pool.c. */
+#ifndef EXW_POOL_H
+#define EXW_POOL_H
+
+#include "exw/err.h"
+
+struct exw_pool;
+
+/* A unit of work, embedded in the caller's own struct. */
+struct exw_task {
+    /* Runs on a pool thread with that thread's context. */
+    void (*run)(struct exw_task *t, void *thread_ctx);
+    /* Always called once per submitted task: after run with EXW_OK, or with
+     * EXW_ESHUTDOWN for a task the pool drops unrun when it stops. */
+    void (*done)(struct exw_task *t, exw_err rc);
+    struct exw_task *next; /* the pool's link; guarded by the pool's mutex */
+};
+
+/* Makes the context of thread @idx; NULL on failure. Thread: the new pool thread. */
+typedef void *(*exw_pool_init_fn)(unsigned idx, void *ud);
+/* Frees a thread's context. Thread: that pool thread. */
+typedef void (*exw_pool_fini_fn)(void *thread_ctx, void *ud);
+
+/* Starts @nthreads threads. Fails with EXW_ENOMEM if a thread or its context
+ * cannot be made (the ones started are stopped). Thread: main. */
+EXW_MUST_CHECK exw_err exw_pool_new(unsigned nthreads, exw_pool_init_fn init,
+                                    exw_pool_fini_fn fini, void *ud, struct exw_pool **out,
+                                    struct exw_errbuf *eb);
+
+/* Queues @t. On EXW_OK the pool owns @t until its done callback; EXW_ESHUTDOWN
+ * when the pool is stopping (the caller keeps @t). Thread: any. */
+EXW_MUST_CHECK exw_err exw_pool_submit(struct exw_pool *p, struct exw_task *t);
+
+/* Stops the pool: queued tasks get done(EXW_ESHUTDOWN), running ones finish,
+ * threads are joined, contexts freed. NULL is a no-op. Thread: main. */
+void exw_pool_free(struct exw_pool *p);
+
+#endif

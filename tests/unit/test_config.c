@@ -1,0 +1,1054 @@
+/* test_config.c: settings from the environment and flags, lookup services,
+ * Redis URLs, error reports and the rule that secrets are never shown. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "exw/config.h"
+
+/* "TMPDIR=<scratch folder>", first in every environment below so that the
+ * default EXPORT_TMPDIR exists wherever the tests run. */
+static char tmpdir_var[512];
+static char *scratch;
+
+#define ENV(...) ((char *[]){tmpdir_var, __VA_ARGS__, NULL})
+#define ARGS(...) ((char *[]){__VA_ARGS__, NULL})
+#define NO_ARGS ((char *[]){NULL})
+
+static int setup_group(void **state)
+{
+    (void)state;
+    scratch = getenv("EXW_TEST_TMPDIR");
+    if (scratch == NULL || scratch[0] == '\0')
+        scratch = "/tmp";
+    snprintf(tmpdir_var, sizeof(tmpdir_var), "TMPDIR=%s", scratch);
+    return 0;
+}
+
+/* Runs exw_config_load() with @env and @args (without argv[0]). */
+static exw_err load_help(struct exw_config *c, char **env, char **args, int *help, char **errors)
+{
+    char *argv[64];
+    int argc = 0;
+
+    argv[argc++] = "export-worker";
+    for (; *args; args++)
+        argv[argc++] = *args;
+    argv[argc] = NULL;
+    return exw_config_load(c, env, argc, argv, help, errors);
+}
+
+static exw_err load(struct exw_config *c, char **env, char **args, char **errors)
+{
+    int help = -1;
+    exw_err rc = load_help(c, env, args, &help, errors);
+
+    assert_int_equal(help, 0);
+    return rc;
+}
+
+/* Loads what must be a good configuration. */
+static void load_ok(struct exw_config *c, char **env, char **args)
+{
+    char *errors = NULL;
+    exw_err rc = load(c, env, args, &errors);
+
+    if (rc != EXW_OK)
+        fail_msg("unexpected errors:\n%s", errors ? errors : "(none)");
+    assert_null(errors);
+}
+
+/* Loads what must be a bad configuration and returns the error text. */
+static char *load_bad(char **env, char **args)
+{
+    struct exw_config c;
+    char *errors = NULL;
+    static const struct exw_config zero;
+
+    assert_int_equal(load(&c, env, args, &errors), EXW_ECONFIG);
+    assert_non_null(errors);
+    /* Nothing is left to free on failure. */
+    assert_memory_equal(&c, &zero, sizeof(c));
+    return errors;
+}
+
+/* Lines in an error text, which has no newline after the last one. */
+static int count_lines(const char *s)
+{
+    int n = *s != '\0';
+
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* @errors holds @line as one whole line. */
+static void assert_has_line(const char *errors, const char *line)
+{
+    size_t n = strlen(line);
+    const char *p = errors;
+
+    while (*p) {
+        if (strncmp(p, line, n) == 0 && (p[n] == '\n' || p[n] == '\0'))
+            return;
+        p = strchr(p, '\n');
+        if (p == NULL)
+            break;
+        p++;
+    }
+    fail_msg("missing line \"%s\" in:\n%s", line, errors);
+}
+
+/* Loads @env/@args, which must fail with one error containing @part. */
+static void expect_one_error(char **env, char **args, const char *part)
+{
+    char *errors = load_bad(env, args);
+
+    if (strstr(errors, part) == NULL || count_lines(errors) != 1)
+        fail_msg("expected one error with \"%s\", got:\n%s", part, errors);
+    free(errors);
+}
+
+static void write_file(const char *path, const char *data, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+/* ---- Defaults and plain settings ---- */
+
+static void test_defaults(void **state)
+{
+    struct exw_config c;
+    char host[256], prefix[300];
+    const char *p;
+
+    (void)state;
+    load_ok(&c, ENV("PATH=/usr/bin"), NO_ARGS);
+    assert_string_equal(c.redis_url, "redis://127.0.0.1:6379/0");
+    assert_string_equal(c.redis.host, "127.0.0.1");
+    assert_int_equal(c.redis.port, 6379);
+    assert_int_equal(c.redis.db, 0);
+    assert_null(c.redis.path);
+    assert_null(c.redis.user);
+    assert_null(c.redis.password);
+    assert_string_equal(c.prefix, "export");
+    assert_int_equal(c.pool_size, 32);
+    assert_int_equal(c.max_attempts, 3);
+    assert_int_equal(c.job_timeout_s, 900);
+    assert_int_equal(c.shutdown_grace_s, 8);
+    assert_int_equal(c.result_ttl_s, 86400);
+    assert_int_equal(c.max_job_bytes, 67108864);
+    assert_int_equal(c.log_format, EXW_LOG_TEXT);
+    assert_int_equal(c.log_level, EXW_LOG_INFO);
+    assert_string_equal(c.tmpdir, scratch);
+    assert_int_equal(c.heartbeat_ttl_ms, 6000);
+    assert_int_equal(c.batch_rows, 4096);
+    assert_int_equal(c.max_response_bytes, 1048576);
+    assert_int_equal(c.max_sheet_rows, 1048576);
+    assert_int_equal(c.nservices, 0);
+
+    /* HOSTNAME-PID-RANDOM, within the id rules. */
+    assert_int_equal(gethostname(host, sizeof(host)), 0);
+    host[sizeof(host) - 1] = '\0';
+    for (p = host; *p; p++)
+        if (!(*p == '.' || *p == '_' || *p == ':' || *p == '-' || (*p >= '0' && *p <= '9') ||
+              (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+            host[p - host] = '-';
+    snprintf(prefix, sizeof(prefix), "%.100s-%ld-", host, (long)getpid());
+    assert_true(strncmp(c.worker_id, prefix, strlen(prefix)) == 0);
+    p = c.worker_id + strlen(prefix);
+    assert_int_equal(strlen(p), 6);
+    assert_int_equal(strspn(p, "0123456789abcdef"), 6);
+    assert_true(strlen(c.worker_id) <= 128);
+    exw_config_cleanup(&c);
+}
+
+static void test_default_tmpdir(void **state)
+{
+    struct exw_config c;
+
+    (void)state;
+    /* Without TMPDIR (or with it empty) the default is /var/tmp. */
+    load_ok(&c, (char *[]){"HOME=/root", NULL}, NO_ARGS);
+    assert_string_equal(c.tmpdir, "/var/tmp");
+    exw_config_cleanup(&c);
+    load_ok(&c, (char *[]){"TMPDIR=", NULL}, NO_ARGS);
+    assert_string_equal(c.tmpdir, "/var/tmp");
+    exw_config_cleanup(&c);
+    /* A NULL environment is an empty one. */
+    load_ok(&c, NULL, NO_ARGS);
+    assert_string_equal(c.tmpdir, "/var/tmp");
+    exw_config_cleanup(&c);
+}
+
+static void test_worker_ids_differ(void **state)
+{
+    struct exw_config a, b;
+
+    (void)state;
+    load_ok(&a, ENV("X=1"), NO_ARGS);
+    load_ok(&b, ENV("X=1"), NO_ARGS);
+    /* Same host and pid: only RANDOM tells them apart (1 in 16M to collide). */
+    assert_string_not_equal(a.worker_id, b.worker_id);
+    exw_config_cleanup(&a);
+    exw_config_cleanup(&b);
+}
+
+static void test_every_variable(void **state)
+{
+    struct exw_config c;
+    char tmpdir[600];
+
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "EXPORT_TMPDIR=%s", scratch);
+    load_ok(&c,
+            ENV("EXPORT_REDIS_URL=redis://redis.internal:6380/2", "EXPORT_PREFIX={export}",
+                "EXPORT_POOL_SIZE=8", "EXPORT_WORKER_ID=w-1.a_b:c", "EXPORT_MAX_ATTEMPTS=5",
+                "EXPORT_JOB_TIMEOUT=60", "EXPORT_SHUTDOWN_GRACE=0", "EXPORT_RESULT_TTL=3600",
+                "EXPORT_MAX_JOB_BYTES=1024", "EXPORT_LOG_FORMAT=json", "EXPORT_LOG_LEVEL=debug",
+                tmpdir, "EXPORT_HEARTBEAT_TTL_MS=10000", "EXPORT_BATCH_ROWS=1000000",
+                "EXPORT_MAX_RESPONSE_BYTES=1073741824", "EXPORT_MAX_SHEET_ROWS=2"),
+            NO_ARGS);
+    assert_string_equal(c.redis_url, "redis://redis.internal:6380/2");
+    assert_string_equal(c.redis.host, "redis.internal");
+    assert_int_equal(c.redis.port, 6380);
+    assert_int_equal(c.redis.db, 2);
+    assert_string_equal(c.prefix, "{export}");
+    assert_int_equal(c.pool_size, 8);
+    assert_string_equal(c.worker_id, "w-1.a_b:c");
+    assert_int_equal(c.max_attempts, 5);
+    assert_int_equal(c.job_timeout_s, 60);
+    assert_int_equal(c.shutdown_grace_s, 0);
+    assert_int_equal(c.result_ttl_s, 3600);
+    assert_int_equal(c.max_job_bytes, 1024);
+    assert_int_equal(c.log_format, EXW_LOG_JSON);
+    assert_int_equal(c.log_level, EXW_LOG_DEBUG);
+    assert_string_equal(c.tmpdir, scratch);
+    assert_int_equal(c.heartbeat_ttl_ms, 10000);
+    assert_int_equal(c.batch_rows, 1000000);
+    assert_int_equal(c.max_response_bytes, 1073741824);
+    assert_int_equal(c.max_sheet_rows, 2);
+    exw_config_cleanup(&c);
+}
+
+static void test_every_flag(void **state)
+{
+    struct exw_config c;
+
+    (void)state;
+    load_ok(&c, ENV("X=1"),
+            ARGS("--redis-url", "unix:///run/redis.sock?db=3", "--prefix", "p", "--pool-size", "1",
+                 "--worker-id", "me", "--max-attempts", "100", "--job-timeout", "86400",
+                 "--shutdown-grace", "3600", "--result-ttl", "31536000", "--max-job-bytes",
+                 "2147483647", "--log-format", "json", "--log-level", "error", "--tmpdir", scratch,
+                 "--heartbeat-ttl-ms", "1000", "--batch-rows", "1", "--max-response-bytes", "1024",
+                 "--max-sheet-rows", "1001"));
+    assert_string_equal(c.redis.path, "/run/redis.sock");
+    assert_int_equal(c.redis.db, 3);
+    assert_string_equal(c.prefix, "p");
+    assert_int_equal(c.pool_size, 1);
+    assert_string_equal(c.worker_id, "me");
+    assert_int_equal(c.max_attempts, 100);
+    assert_int_equal(c.job_timeout_s, 86400);
+    assert_int_equal(c.shutdown_grace_s, 3600);
+    assert_int_equal(c.result_ttl_s, 31536000);
+    assert_int_equal(c.max_job_bytes, 2147483647);
+    assert_int_equal(c.log_format, EXW_LOG_JSON);
+    assert_int_equal(c.log_level, EXW_LOG_ERROR);
+    assert_int_equal(c.heartbeat_ttl_ms, 1000);
+    assert_int_equal(c.batch_rows, 1);
+    assert_int_equal(c.max_response_bytes, 1024);
+    assert_int_equal(c.max_sheet_rows, 1001);
+    exw_config_cleanup(&c);
+}
+
+static void test_flags_override_env(void **state)
+{
+    struct exw_config c;
+
+    (void)state;
+    load_ok(&c, ENV("EXPORT_POOL_SIZE=8", "EXPORT_PREFIX=env", "EXPORT_LOG_LEVEL=warn"),
+            ARGS("--pool-size", "16", "--prefix=flag"));
+    assert_int_equal(c.pool_size, 16);
+    assert_string_equal(c.prefix, "flag");
+    assert_int_equal(c.log_level, EXW_LOG_WARN); /* No flag: the variable stands. */
+    exw_config_cleanup(&c);
+
+    /* The last flag wins, and a flag hides a bad variable of the same setting. */
+    load_ok(&c, ENV("EXPORT_POOL_SIZE=lots"), ARGS("--pool-size=0", "--pool-size=7"));
+    assert_int_equal(c.pool_size, 7);
+    exw_config_cleanup(&c);
+}
+
+static void test_equals_form(void **state)
+{
+    struct exw_config c;
+
+    (void)state;
+    /* After '=' everything is the value, '=' and empty included where allowed. */
+    load_ok(&c, ENV("X=1"),
+            ARGS("--redis-url=redis://:a=b@h:1/1", "--log-format=json", "--worker-id=a:b",
+                 "--max-attempts=9"));
+    assert_string_equal(c.redis.password, "a=b");
+    assert_int_equal(c.log_format, EXW_LOG_JSON);
+    assert_string_equal(c.worker_id, "a:b");
+    assert_int_equal(c.max_attempts, 9);
+    exw_config_cleanup(&c);
+}
+
+static void test_empty_variable_is_unset(void **state)
+{
+    struct exw_config c;
+
+    (void)state;
+    load_ok(&c, ENV("EXPORT_POOL_SIZE=", "EXPORT_PREFIX=", "EXPORT_SERVICE_X_AUTH="), NO_ARGS);
+    assert_int_equal(c.pool_size, 32);
+    assert_string_equal(c.prefix, "export");
+    assert_int_equal(c.nservices, 0);
+    exw_config_cleanup(&c);
+}
+
+static void test_enums_any_case(void **state)
+{
+    struct exw_config c;
+
+    (void)state;
+    load_ok(&c, ENV("EXPORT_LOG_FORMAT=JSON", "EXPORT_LOG_LEVEL=Warn"), NO_ARGS);
+    assert_int_equal(c.log_format, EXW_LOG_JSON);
+    assert_int_equal(c.log_level, EXW_LOG_WARN);
+    exw_config_cleanup(&c);
+}
+
+/* ---- Errors ---- */
+
+static void test_error_messages(void **state)
+{
+    char *e;
+
+    (void)state;
+    e = load_bad(ENV("EXPORT_POOL_SIZE=0"), NO_ARGS);
+    assert_string_equal(e, "EXPORT_POOL_SIZE: must be 1..1024, got 0");
+    free(e);
+    e = load_bad(ENV("X=1"), ARGS("--pool-size", "abc"));
+    assert_string_equal(e, "--pool-size: must be an integer, got \"abc\"");
+    free(e);
+    e = load_bad(ENV("EXPORT_LOG_FORMAT=xml"), NO_ARGS);
+    assert_string_equal(e, "EXPORT_LOG_FORMAT: must be text or json, got \"xml\"");
+    free(e);
+    e = load_bad(ENV("EXPORT_LOG_LEVEL=trace"), NO_ARGS);
+    assert_string_equal(e, "EXPORT_LOG_LEVEL: must be debug, info, warn or error, got \"trace\"");
+    free(e);
+}
+
+static void test_all_errors_at_once(void **state)
+{
+    char *e;
+
+    (void)state;
+    e = load_bad(ENV("EXPORT_POOL_SIZE=0", "EXPORT_MAX_ATTEMPTS=many", "EXPORT_PREFIX=a b",
+                     "EXPORT_LOG_FORMAT=xml", "EXPORT_REDIS_URL=http://h",
+                     "EXPORT_SERVICE_my_svc_URL=http://x/{key}"),
+                 ARGS("--job-timeout", "0", "--bogus", "--batch-rows=1x"));
+    assert_has_line(e, "EXPORT_POOL_SIZE: must be 1..1024, got 0");
+    assert_has_line(e, "EXPORT_MAX_ATTEMPTS: must be an integer, got \"many\"");
+    assert_has_line(e, "EXPORT_PREFIX: must not contain spaces or control characters");
+    assert_has_line(e, "EXPORT_LOG_FORMAT: must be text or json, got \"xml\"");
+    assert_has_line(e, "EXPORT_REDIS_URL: must start with redis:// or unix://");
+    assert_has_line(e, "EXPORT_SERVICE_my_svc_URL: service names are [A-Z0-9]+");
+    assert_has_line(e, "--job-timeout: must be 1..86400, got 0");
+    assert_has_line(e, "--bogus: unknown flag (see --help)");
+    assert_has_line(e, "--batch-rows: must be an integer, got \"1x\"");
+    assert_int_equal(count_lines(e), 9);
+    assert_int_not_equal(e[strlen(e) - 1], '\n');
+    free(e);
+}
+
+static void test_integer_parsing(void **state)
+{
+    static const char *const bad_syntax[] = {
+        "", " 5", "5 ", "0x10", "1e3", "1.0", "+", "-", "10k", "٣", "5\n",
+    };
+    static const char *const out_of_range[] = {
+        "0", "-1", "1025", "99999999999999999999", "-99999999999999999999",
+    };
+    char var[64], want[128];
+    struct exw_config c;
+    char *e;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(bad_syntax) / sizeof(bad_syntax[0]); i++) {
+        /* Flags, since an empty variable counts as unset. */
+        e = load_bad(ENV("X=1"), ARGS("--pool-size", (char *)bad_syntax[i]));
+        assert_non_null(strstr(e, "--pool-size: must be an integer, got \""));
+        assert_int_equal(count_lines(e), 1);
+        free(e);
+    }
+    for (i = 0; i < sizeof(out_of_range) / sizeof(out_of_range[0]); i++) {
+        snprintf(var, sizeof(var), "EXPORT_POOL_SIZE=%s", out_of_range[i]);
+        snprintf(want, sizeof(want), "EXPORT_POOL_SIZE: must be 1..1024, got %s", out_of_range[i]);
+        e = load_bad(ENV(var), NO_ARGS);
+        assert_string_equal(e, want);
+        free(e);
+    }
+    /* The bounds themselves are fine, and so is a leading '+'. */
+    load_ok(&c, ENV("EXPORT_POOL_SIZE=1024", "EXPORT_SHUTDOWN_GRACE=+0"), NO_ARGS);
+    assert_int_equal(c.pool_size, 1024);
+    assert_int_equal(c.shutdown_grace_s, 0);
+    exw_config_cleanup(&c);
+}
+
+static void test_every_range(void **state)
+{
+    static const struct {
+        const char *name;
+        const char *below, *above;
+    } ranges[] = {
+        {"EXPORT_POOL_SIZE", "0", "1025"},
+        {"EXPORT_MAX_ATTEMPTS", "0", "101"},
+        {"EXPORT_JOB_TIMEOUT", "0", "86401"},
+        {"EXPORT_SHUTDOWN_GRACE", "-1", "3601"},
+        {"EXPORT_RESULT_TTL", "0", "31536001"},
+        {"EXPORT_MAX_JOB_BYTES", "1023", "2147483648"},
+        {"EXPORT_HEARTBEAT_TTL_MS", "999", "10001"},
+        {"EXPORT_BATCH_ROWS", "0", "1000001"},
+        {"EXPORT_MAX_RESPONSE_BYTES", "1023", "1073741825"},
+        {"EXPORT_MAX_SHEET_ROWS", "1", "1048577"},
+    };
+    char lo[96], hi[96];
+    char *e;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
+        snprintf(lo, sizeof(lo), "%s=%s", ranges[i].name, ranges[i].below);
+        snprintf(hi, sizeof(hi), "%s=%s", ranges[i].name, ranges[i].above);
+        e = load_bad(ENV(lo), NO_ARGS);
+        assert_int_equal(strncmp(e, ranges[i].name, strlen(ranges[i].name)), 0);
+        assert_non_null(strstr(e, ": must be "));
+        free(e);
+        e = load_bad(ENV(hi), NO_ARGS);
+        assert_int_equal(strncmp(e, ranges[i].name, strlen(ranges[i].name)), 0);
+        free(e);
+    }
+}
+
+static void test_string_rules(void **state)
+{
+    char long_prefix[100], long_id[200], file_path[600], var[700];
+
+    (void)state;
+    snprintf(long_prefix, sizeof(long_prefix), "EXPORT_PREFIX=%065d", 0);
+    expect_one_error(ENV(long_prefix), NO_ARGS,
+                     "EXPORT_PREFIX: must be 1 to 64 characters long, got 65");
+    expect_one_error(ENV("EXPORT_PREFIX=a\tb"), NO_ARGS, "EXPORT_PREFIX: must not contain");
+    expect_one_error(ENV("X=1"), ARGS("--prefix="), "--prefix: must be 1 to 64 characters");
+
+    snprintf(long_id, sizeof(long_id), "EXPORT_WORKER_ID=%0129d", 0);
+    expect_one_error(ENV(long_id), NO_ARGS, "EXPORT_WORKER_ID: must be 1 to 128 characters");
+    expect_one_error(ENV("EXPORT_WORKER_ID=a/b"), NO_ARGS,
+                     "EXPORT_WORKER_ID: may only contain A-Z a-z 0-9 . _ : -, got \"a/b\"");
+    expect_one_error(ENV("EXPORT_WORKER_ID=a\nb"), NO_ARGS, "got \"a\\x0ab\"");
+
+    expect_one_error(ENV("EXPORT_TMPDIR=tmp"), NO_ARGS,
+                     "EXPORT_TMPDIR: must be an absolute path, got \"tmp\"");
+    expect_one_error(ENV("EXPORT_TMPDIR=/nonexistent/exw"), NO_ARGS,
+                     "EXPORT_TMPDIR: \"/nonexistent/exw\": No such file or directory");
+    snprintf(file_path, sizeof(file_path), "%s/test_config_not_a_dir", scratch);
+    write_file(file_path, "x", 1);
+    snprintf(var, sizeof(var), "EXPORT_TMPDIR=%s", file_path);
+    expect_one_error(ENV(var), NO_ARGS, "is not a folder");
+    unlink(file_path);
+}
+
+static void test_flag_errors(void **state)
+{
+    char *e;
+
+    (void)state;
+    expect_one_error(ENV("X=1"), ARGS("--nope=secret"), "--nope: unknown flag (see --help)");
+    expect_one_error(ENV("X=1"), ARGS("-x"), "-x: unknown flag");
+    expect_one_error(ENV("X=1"), ARGS("--pool-size"), "--pool-size: needs a value");
+    expect_one_error(ENV("X=1"), ARGS("--service"), "--service: needs a value");
+    /* A stray word is not echoed: it may be a password meant for a flag. */
+    e = load_bad(ENV("X=1"), ARGS("--prefix", "p", "redis://:hunter2@h"));
+    assert_string_equal(e, "argument 3: unexpected; settings are given as --flag VALUE");
+    free(e);
+    e = load_bad(ENV("X=1"), ARGS("--", "--prefix"));
+    assert_string_equal(e, "argument 2: unexpected; settings are given as --flag VALUE");
+    free(e);
+    e = load_bad(ENV("X=1"), ARGS("--redis-urll=redis://:hunter2@h"));
+    assert_null(strstr(e, "hunter2"));
+    free(e);
+}
+
+static void test_help(void **state)
+{
+    static const struct exw_config zero;
+    struct exw_config c;
+    char *errors = (char *)1;
+    int help = 0;
+
+    (void)state;
+    assert_int_equal(load_help(&c, ENV("X=1"), ARGS("--help"), &help, &errors), EXW_OK);
+    assert_int_equal(help, 1);
+    assert_null(errors);
+    assert_memory_equal(&c, &zero, sizeof(c));
+    /* Help wins over bad settings: the user asked how to fix them. */
+    help = 0;
+    assert_int_equal(
+        load_help(&c, ENV("EXPORT_POOL_SIZE=0"), ARGS("--bogus", "-h"), &help, &errors), EXW_OK);
+    assert_int_equal(help, 1);
+    assert_null(errors);
+    exw_config_cleanup(&c);
+}
+
+static void test_cleanup_and_reuse(void **state)
+{
+    struct exw_config c;
+
+    (void)state;
+    load_ok(&c, ENV("EXPORT_SERVICE_A_URL=http://a/{key}", "EXPORT_SERVICE_A_AUTH=x"), NO_ARGS);
+    exw_config_cleanup(&c);
+    exw_config_cleanup(&c); /* Twice is harmless. */
+    exw_config_cleanup(NULL);
+    load_ok(&c, ENV("EXPORT_POOL_SIZE=3"), NO_ARGS);
+    assert_int_equal(c.pool_size, 3);
+    exw_config_cleanup(&c);
+}
+
+/* ---- Lookup services ---- */
+
+static void test_services(void **state)
+{
+    const struct exw_service *s;
+    struct exw_config c;
+
+    (void)state;
+    load_ok(&c,
+            ENV("EXPORT_SERVICE_TETHER_URL=https://tether.internal/v1/c/{key}",
+                "EXPORT_SERVICE_TETHER_AUTH=Bearer abc", "EXPORT_SERVICE_TETHER_TIMEOUT_MS=250",
+                "EXPORT_SERVICE_TETHER_RETRIES=0",
+                "EXPORT_SERVICE_CRM2_URL=http://crm:8080/?id={key}", "EXPORT_SERVICES=ignored",
+                "EXPORT_SERVICE=ignored"),
+            NO_ARGS);
+    assert_int_equal(c.nservices, 2);
+    /* Sorted by name. */
+    assert_string_equal(c.services[0].name, "CRM2");
+    assert_string_equal(c.services[1].name, "TETHER");
+
+    s = exw_config_service(&c, "tether");
+    assert_ptr_equal(s, &c.services[1]);
+    assert_ptr_equal(exw_config_service(&c, "TeThEr"), s);
+    assert_string_equal(s->url, "https://tether.internal/v1/c/{key}");
+    assert_string_equal(s->auth, "Bearer abc");
+    assert_int_equal(s->timeout_ms, 250);
+    assert_int_equal(s->retries, 0);
+
+    s = exw_config_service(&c, "crm2");
+    assert_non_null(s);
+    assert_string_equal(s->url, "http://crm:8080/?id={key}");
+    assert_null(s->auth);
+    assert_int_equal(s->timeout_ms, 5000);
+    assert_int_equal(s->retries, 3);
+
+    assert_null(exw_config_service(&c, "crm"));
+    assert_null(exw_config_service(&c, "tether2"));
+    assert_null(exw_config_service(&c, ""));
+    assert_null(exw_config_service(&c, NULL));
+    exw_config_cleanup(&c);
+}
+
+static void test_service_name_rules(void **state)
+{
+    char *e;
+
+    (void)state;
+    expect_one_error(ENV("EXPORT_SERVICE_MY_SVC_URL=http://x/{key}"), NO_ARGS,
+                     "EXPORT_SERVICE_MY_SVC_URL: service names are [A-Z0-9]+");
+    expect_one_error(ENV("EXPORT_SERVICE_foo_URL=http://x/{key}"), NO_ARGS,
+                     "EXPORT_SERVICE_foo_URL: service names are [A-Z0-9]+");
+    expect_one_error(ENV("EXPORT_SERVICE__URL=http://x/{key}"), NO_ARGS,
+                     "EXPORT_SERVICE__URL: service names are [A-Z0-9]+");
+    /* Suffixes are taken from the right, so these names hold an underscore. */
+    expect_one_error(ENV("EXPORT_SERVICE_A_AUTH_URL=http://x/{key}"), NO_ARGS,
+                     "EXPORT_SERVICE_A_AUTH_URL: service names are [A-Z0-9]+");
+    expect_one_error(ENV("EXPORT_SERVICE_A_URL_TIMEOUT_MS=5"), NO_ARGS,
+                     "EXPORT_SERVICE_A_URL_TIMEOUT_MS: service names are [A-Z0-9]+");
+    expect_one_error(ENV("EXPORT_SERVICE_A_HOST=x"), NO_ARGS,
+                     "EXPORT_SERVICE_A_HOST: not a lookup service setting");
+    expect_one_error(ENV("EXPORT_SERVICE_URL=http://x/{key}"), NO_ARGS,
+                     "EXPORT_SERVICE_URL: not a lookup service setting");
+    e = load_bad(ENV("EXPORT_SERVICE_"
+                     "A123456789B123456789C123456789D123456789E123456789F123456789G12345_URL="
+                     "http://x/{key}"),
+                 NO_ARGS);
+    assert_non_null(strstr(e, "service names are [A-Z0-9]+, at most 64 characters"));
+    free(e);
+}
+
+static void test_service_settings_errors(void **state)
+{
+    char *e;
+
+    (void)state;
+    expect_one_error(ENV("EXPORT_SERVICE_X_TIMEOUT_MS=5"), NO_ARGS,
+                     "EXPORT_SERVICE_X: has settings but no EXPORT_SERVICE_X_URL"
+                     " (or --service X=URL)");
+    expect_one_error(ENV("EXPORT_SERVICE_X_URL=ftp://x/{key}"), NO_ARGS,
+                     "EXPORT_SERVICE_X_URL: must start with http:// or https://");
+    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/"), NO_ARGS,
+                     "EXPORT_SERVICE_X_URL: must contain {key} where the key goes");
+    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://{key}.evil/"), NO_ARGS,
+                     "EXPORT_SERVICE_X_URL: must have {key} in its path or query");
+    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http:///{key}"), NO_ARGS,
+                     "EXPORT_SERVICE_X_URL: has no host");
+    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/a b/{key}"), NO_ARGS,
+                     "EXPORT_SERVICE_X_URL: must not contain spaces");
+    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_TIMEOUT_MS=0"),
+                     NO_ARGS, "EXPORT_SERVICE_X_TIMEOUT_MS: must be 1..600000, got 0");
+    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_RETRIES=21"),
+                     NO_ARGS, "EXPORT_SERVICE_X_RETRIES: must be 0..20, got 21");
+    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_RETRIES=two"),
+                     NO_ARGS, "EXPORT_SERVICE_X_RETRIES: must be an integer, got \"two\"");
+    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_AUTH=a",
+                         "EXPORT_SERVICE_X_AUTH_FILE=/etc/hostname"),
+                     NO_ARGS,
+                     "EXPORT_SERVICE_X_AUTH: set either this or EXPORT_SERVICE_X_AUTH_FILE,"
+                     " not both");
+    e = load_bad(
+        ENV("EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_AUTH=Bearer a\r\nX: y"),
+        NO_ARGS);
+    assert_string_equal(e, "EXPORT_SERVICE_X_AUTH: must not contain control characters");
+    free(e);
+}
+
+static void test_service_auth_file(void **state)
+{
+    char path[600], var[700];
+    const struct exw_service *s;
+    struct exw_config c;
+    char *e;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%s/test_config_auth_%ld", scratch, (long)getpid());
+    snprintf(var, sizeof(var), "EXPORT_SERVICE_T_AUTH_FILE=%s", path);
+
+    /* One trailing newline goes, \n or \r\n. */
+    write_file(path, "Bearer t0k\n", 11);
+    load_ok(&c, ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_ARGS);
+    s = exw_config_service(&c, "t");
+    assert_non_null(s);
+    assert_string_equal(s->auth, "Bearer t0k");
+    exw_config_cleanup(&c);
+
+    write_file(path, "Bearer t0k\r\n", 12);
+    load_ok(&c, ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_ARGS);
+    assert_string_equal(exw_config_service(&c, "T")->auth, "Bearer t0k");
+    exw_config_cleanup(&c);
+
+    write_file(path, "Bearer t0k", 10);
+    load_ok(&c, ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_ARGS);
+    assert_string_equal(exw_config_service(&c, "T")->auth, "Bearer t0k");
+    exw_config_cleanup(&c);
+
+    /* Only one: a second line is refused, without showing the contents. */
+    write_file(path, "Bearer t0k\n\n", 12);
+    e = load_bad(ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_ARGS);
+    assert_non_null(strstr(e, "EXPORT_SERVICE_T_AUTH_FILE: \""));
+    assert_non_null(strstr(e, path));
+    assert_non_null(strstr(e, "must hold one line without control characters"));
+    assert_null(strstr(e, "t0k"));
+    free(e);
+
+    write_file(path, "\n", 1);
+    expect_one_error(ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_ARGS, "is empty");
+
+    unlink(path);
+    e = load_bad(ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_ARGS);
+    assert_non_null(strstr(e, "EXPORT_SERVICE_T_AUTH_FILE: cannot read \""));
+    assert_non_null(strstr(e, path));
+    assert_non_null(strstr(e, "No such file or directory"));
+    assert_int_equal(count_lines(e), 1);
+    free(e);
+
+    /* A folder cannot be read either. */
+    snprintf(var, sizeof(var), "EXPORT_SERVICE_T_AUTH_FILE=%s", scratch);
+    expect_one_error(ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_ARGS, "cannot read");
+}
+
+static void test_service_flag(void **state)
+{
+    struct exw_config c;
+
+    (void)state;
+    /* --service adds a service or overrides the URL of one from the environment. */
+    load_ok(&c,
+            ENV("EXPORT_SERVICE_A_URL=http://env/{key}", "EXPORT_SERVICE_A_AUTH=tok",
+                "EXPORT_SERVICE_A_RETRIES=1"),
+            ARGS("--service", "a=http://flag/{key}", "--service=B2=https://b/{key}?x=1"));
+    assert_int_equal(c.nservices, 2);
+    assert_string_equal(exw_config_service(&c, "A")->url, "http://flag/{key}");
+    assert_string_equal(exw_config_service(&c, "A")->auth, "tok");
+    assert_int_equal(exw_config_service(&c, "A")->retries, 1);
+    assert_string_equal(exw_config_service(&c, "b2")->url, "https://b/{key}?x=1");
+    assert_string_equal(c.services[1].name, "B2");
+    exw_config_cleanup(&c);
+
+    /* A flag gives the URL a service's other settings lacked. */
+    load_ok(&c, ENV("EXPORT_SERVICE_C_TIMEOUT_MS=9"), ARGS("--service", "C=http://c/{key}"));
+    assert_int_equal(exw_config_service(&c, "c")->timeout_ms, 9);
+    exw_config_cleanup(&c);
+
+    expect_one_error(ENV("X=1"), ARGS("--service", "nourl"), "--service: expected NAME=URL");
+    expect_one_error(ENV("X=1"), ARGS("--service", "a_b=http://x/{key}"),
+                     "--service: service names are [A-Za-z0-9]+, at most 64, got \"a_b\"");
+    expect_one_error(ENV("X=1"), ARGS("--service", "A=http://x/"),
+                     "--service A: must contain {key}");
+}
+
+static void test_too_many_services(void **state)
+{
+    char vars[EXW_MAX_SERVICES + 2][64];
+    char *env[EXW_MAX_SERVICES + 3];
+    struct exw_config c;
+    char *e;
+    int i;
+
+    (void)state;
+    for (i = 0; i < EXW_MAX_SERVICES + 1; i++) {
+        snprintf(vars[i], sizeof(vars[i]), "EXPORT_SERVICE_S%d_URL=http://s/{key}", i);
+        env[i] = vars[i];
+    }
+    env[EXW_MAX_SERVICES] = tmpdir_var;
+    env[EXW_MAX_SERVICES + 1] = NULL;
+    load_ok(&c, env, NO_ARGS);
+    assert_int_equal(c.nservices, EXW_MAX_SERVICES);
+    exw_config_cleanup(&c);
+
+    env[EXW_MAX_SERVICES + 1] = vars[EXW_MAX_SERVICES];
+    env[EXW_MAX_SERVICES + 2] = NULL;
+    e = load_bad(env, NO_ARGS);
+    assert_string_equal(e, "EXPORT_SERVICE_S64_URL: too many lookup services, at most 64");
+    free(e);
+}
+
+/* ---- Redis URLs ---- */
+
+static void test_redis_url_forms(void **state)
+{
+    static const struct {
+        const char *url;
+        const char *host, *path, *user, *password;
+        int port, db;
+    } ok[] = {
+        {"redis://127.0.0.1:6379/0", "127.0.0.1", NULL, NULL, NULL, 6379, 0},
+        {"redis://h", "h", NULL, NULL, NULL, 6379, 0},
+        {"redis://h/", "h", NULL, NULL, NULL, 6379, 0},
+        {"redis://h:7000", "h", NULL, NULL, NULL, 7000, 0},
+        {"redis://redis-1.svc_a/15", "redis-1.svc_a", NULL, NULL, NULL, 6379, 15},
+        {"REDIS://H:1/2", "H", NULL, NULL, NULL, 1, 2},
+        {"redis://:pw@h", "h", NULL, NULL, "pw", 6379, 0},
+        {"redis://:@h", "h", NULL, NULL, NULL, 6379, 0},
+        {"redis://alice:pw@h:6380/3", "h", NULL, "alice", "pw", 6380, 3},
+        {"redis://al%69ce:p%40ss%3Aw%2F%25@h", "h", NULL, "alice", "p@ss:w/%", 6379, 0},
+        {"redis://:p@ss:w/x@h:5/1", "h", NULL, NULL, "p@ss:w/x", 5, 1},
+        {"redis://[::1]:6380/1", "::1", NULL, NULL, NULL, 6380, 1},
+        {"redis://[::1]", "::1", NULL, NULL, NULL, 6379, 0},
+        {"redis://u:p@[fe80::1:2]/4", "fe80::1:2", NULL, "u", "p", 6379, 4},
+        {"redis://h:65535/2147483647", "h", NULL, NULL, NULL, 65535, 2147483647},
+        {"unix:///run/redis.sock", NULL, "/run/redis.sock", NULL, NULL, 0, 0},
+        {"unix:///run/redis.sock?db=4", NULL, "/run/redis.sock", NULL, NULL, 0, 4},
+        {"unix://:pw@/tmp/r.sock", NULL, "/tmp/r.sock", NULL, "pw", 0, 0},
+        {"unix://u:p%40w@/tmp/r.sock?db=2", NULL, "/tmp/r.sock", "u", "p@w", 0, 2},
+    };
+    struct exw_redis_addr a;
+    struct exw_errbuf eb;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        eb.msg[0] = '\0';
+        if (exw_redis_addr_parse(ok[i].url, &a, &eb) != EXW_OK)
+            fail_msg("%s: %s", ok[i].url, eb.msg);
+#define CHECK_STR(got, want)                                                                       \
+    do {                                                                                           \
+        if ((want) == NULL)                                                                        \
+            assert_null(got);                                                                      \
+        else                                                                                       \
+            assert_string_equal(got, want);                                                        \
+    } while (0)
+        CHECK_STR(a.host, ok[i].host);
+        CHECK_STR(a.path, ok[i].path);
+        CHECK_STR(a.user, ok[i].user);
+        CHECK_STR(a.password, ok[i].password);
+#undef CHECK_STR
+        if (ok[i].host != NULL)
+            assert_int_equal(a.port, ok[i].port);
+        assert_int_equal(a.db, ok[i].db);
+        exw_redis_addr_cleanup(&a);
+        assert_null(a.host);
+    }
+}
+
+static void test_redis_url_bad(void **state)
+{
+    static const struct {
+        const char *url;
+        const char *why;
+    } bad[] = {
+        {"", "is empty"},
+        {"http://h", "must start with redis:// or unix://"},
+        {"h:6379", "must start with redis:// or unix://"},
+        {"rediss://h", "rediss:// (TLS) is not supported"},
+        {"redis://", "has no host"},
+        {"redis://:6379", "has no host"},
+        {"redis://:hunter2@", "has no host"},
+        {"redis://h:", "the port must be a number from 1 to 65535"},
+        {"redis://h:0", "the port must be a number from 1 to 65535"},
+        {"redis://h:65536", "the port must be a number from 1 to 65535"},
+        {"redis://h:x", "the port must be a number from 1 to 65535"},
+        {"redis://h/x", "the database after / must be a number"},
+        {"redis://h/1/2", "the database after / must be a number"},
+        {"redis://h/2147483648", "the database after / must be a number"},
+        {"redis://h?db=1", "takes no query parameters"},
+        {"redis://h h", "must not contain spaces or control characters"},
+        {"redis://h!", "the host may only hold"},
+        {"redis://[::1", "the IPv6 host lacks its closing ]"},
+        {"redis://[::g]", "the IPv6 host is not an IPv6 address"},
+        {"redis://[::1]x", "expected :PORT or /DB after the host"},
+        {"redis://hunter2@h", "write USER:PASSWORD@ or :PASSWORD@"},
+        {"redis://bob:@h", "the user has no password"},
+        {"redis://:hunter2%zz@h", "bad percent-encoding in the password"},
+        {"redis://:hunter2%0@h", "bad percent-encoding in the password"},
+        {"redis://:hunter2%00@h", "bad percent-encoding in the password"},
+        {"redis://b%g0b:hunter2@h", "bad percent-encoding in the user name"},
+        {"unix://", "unix:// takes an absolute socket path"},
+        {"unix://run/redis.sock", "unix:// takes an absolute socket path"},
+        {"unix://:hunter2@run/redis.sock", "unix:// takes an absolute socket path"},
+        {"unix:///", "has no socket path"},
+        {"unix:///s?x=1", "the only query parameter is db=N"},
+        {"unix:///s?db=", "db= must be a number"},
+        {"unix:///s?db=1&x=2", "db= must be a number"},
+        {"unix://hunter2@/s", "write USER:PASSWORD@"},
+    };
+    struct exw_redis_addr a;
+    struct exw_errbuf eb;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        memset(&a, 0x5a, sizeof(a));
+        eb.msg[0] = '\0';
+        if (exw_redis_addr_parse(bad[i].url, &a, &eb) != EXW_ECONFIG)
+            fail_msg("%s: accepted", bad[i].url);
+        if (strstr(eb.msg, bad[i].why) == NULL)
+            fail_msg("%s: got \"%s\", want \"%s\"", bad[i].url, eb.msg, bad[i].why);
+        assert_null(strstr(eb.msg, "hunter2"));
+        /* Nothing to free after a failure. */
+        assert_null(a.host);
+        assert_null(a.path);
+        assert_null(a.user);
+        assert_null(a.password);
+    }
+    /* A socket path longer than sun_path allows. */
+    {
+        char url[200] = "unix:///";
+        memset(url + 8, 's', 120);
+        url[128] = '\0';
+        assert_int_equal(exw_redis_addr_parse(url, &a, &eb), EXW_ECONFIG);
+        assert_non_null(strstr(eb.msg, "the socket path is longer than 107 bytes"));
+        assert_int_equal(exw_redis_addr_parse(url, &a, NULL), EXW_ECONFIG);
+    }
+}
+
+/* ---- Secrets ---- */
+
+static void test_secrets_not_in_errors(void **state)
+{
+    static char *const bad_urls[] = {
+        "EXPORT_REDIS_URL=redis://u:hunter2@h:99999/0", "EXPORT_REDIS_URL=redis://:hunter2@h/x",
+        "EXPORT_REDIS_URL=redis://hunter2@h",           "EXPORT_REDIS_URL=redis://:hunter2%@h",
+        "EXPORT_REDIS_URL=redis://u:hunter2@h?db=1",    "EXPORT_REDIS_URL=https://u:hunter2@h",
+        "EXPORT_REDIS_URL=unix://u:hunter2@/s?db=x",
+    };
+    char *e;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+        e = load_bad(ENV(bad_urls[i]), NO_ARGS);
+        assert_int_equal(strncmp(e, "EXPORT_REDIS_URL: ", 18), 0);
+        if (strstr(e, "hunter2") != NULL)
+            fail_msg("password shown: %s", e);
+        free(e);
+    }
+    e = load_bad(ENV("X=1"), ARGS("--redis-url", "redis://:hunter2@h:0"));
+    assert_string_equal(e, "--redis-url: the port must be a number from 1 to 65535");
+    free(e);
+    /* Service credentials: the auth value, and user info in the URL. */
+    e = load_bad(ENV("EXPORT_SERVICE_X_URL=ftp://u:hunter2@x/{key}",
+                     "EXPORT_SERVICE_X_AUTH=Bearer hunter2\x01"),
+                 NO_ARGS);
+    assert_null(strstr(e, "hunter2"));
+    assert_int_equal(count_lines(e), 2);
+    free(e);
+    e = load_bad(ENV("X=1"), ARGS("--service", "x_y=https://u:hunter2@x/{key}", "--service",
+                                  "https://u:hunter2@x/{key}"));
+    assert_null(strstr(e, "hunter2"));
+    free(e);
+}
+
+static void test_describe(void **state)
+{
+    char auth_file[600], var[700], tmpdir[600];
+    struct exw_config c;
+    char *d, *want;
+    size_t n;
+
+    (void)state;
+    snprintf(auth_file, sizeof(auth_file), "%s/test_config_describe_%ld", scratch, (long)getpid());
+    write_file(auth_file, "Token hunter2-file\n", 19);
+    snprintf(var, sizeof(var), "EXPORT_SERVICE_B_AUTH_FILE=%s", auth_file);
+    snprintf(tmpdir, sizeof(tmpdir), "EXPORT_TMPDIR=%s", scratch);
+    load_ok(&c,
+            ENV("EXPORT_REDIS_URL=redis://al%20ice:hunter2@[::1]:6380/2", "EXPORT_WORKER_ID=w1",
+                tmpdir, "EXPORT_SERVICE_A_URL=https://u:hunter2-url@a/{key}",
+                "EXPORT_SERVICE_A_AUTH=Bearer hunter2-env", "EXPORT_SERVICE_B_URL=http://b/{key}",
+                var, "EXPORT_SERVICE_C_URL=http://c/x?k={key}&v=a@b"),
+            NO_ARGS);
+    unlink(auth_file);
+    assert_string_equal(exw_config_service(&c, "B")->auth, "Token hunter2-file");
+    d = exw_config_describe(&c);
+    assert_non_null(d);
+    assert_null(strstr(d, "hunter2"));
+    n = (size_t)snprintf(NULL, 0, "x%sx", scratch) + 4096;
+    want = malloc(n);
+    assert_non_null(want);
+    snprintf(want, n,
+             "redis-url=redis://al%%20ice:***@[::1]:6380/2 prefix=export worker-id=w1"
+             " heartbeat-ttl-ms=6000 max-attempts=3 job-timeout=900 shutdown-grace=8"
+             " result-ttl=86400 max-job-bytes=67108864 batch-rows=4096"
+             " max-sheet-rows=1048576 tmpdir=%s"
+             " log-format=text log-level=info pool-size=32 max-response-bytes=1048576"
+             " service.A.url=https://***@a/{key} service.A.auth=***"
+             " service.A.timeout-ms=5000 service.A.retries=3"
+             " service.B.url=http://b/{key} service.B.auth=***"
+             " service.B.timeout-ms=5000 service.B.retries=3"
+             " service.C.url=http://c/x?k={key}&v=a@b"
+             " service.C.timeout-ms=5000 service.C.retries=3",
+             scratch);
+    assert_string_equal(d, want);
+    free(want);
+    free(d);
+    exw_config_cleanup(&c);
+
+    load_ok(&c, ENV("EXPORT_REDIS_URL=unix://:hunter2@/run/r.sock?db=3"), NO_ARGS);
+    d = exw_config_describe(&c);
+    assert_non_null(strstr(d, "redis-url=unix://:***@/run/r.sock?db=3 "));
+    assert_null(strstr(d, "hunter2"));
+    free(d);
+    exw_config_cleanup(&c);
+}
+
+/* ---- --help ---- */
+
+static void test_usage(void **state)
+{
+    static const char *const must_hold[] = {
+        "EXPORT_REDIS_URL, --redis-url URL",
+        "Default redis://127.0.0.1:6379/0.",
+        "EXPORT_PREFIX, --prefix P",
+        "Default export; ",
+        "EXPORT_POOL_SIZE, --pool-size N",
+        "Default 32, from 1 to 1024.",
+        "EXPORT_WORKER_ID, --worker-id ID",
+        "Default HOSTNAME-PID-RANDOM",
+        "EXPORT_MAX_ATTEMPTS, --max-attempts N",
+        "Default 3, from 1 to 100.",
+        "EXPORT_JOB_TIMEOUT, --job-timeout SECONDS",
+        "Default 900, from 1 to 86400.",
+        "EXPORT_SHUTDOWN_GRACE, --shutdown-grace SECONDS",
+        "Default 8, from 0 to 3600.",
+        "EXPORT_RESULT_TTL, --result-ttl SECONDS",
+        "Default 86400, from 1 to 31536000.",
+        "EXPORT_MAX_JOB_BYTES, --max-job-bytes BYTES",
+        "Default 67108864, from 1024 to 2147483647.",
+        "EXPORT_LOG_FORMAT, --log-format FORMAT",
+        "One of text or json; default text.",
+        "EXPORT_LOG_LEVEL, --log-level LEVEL",
+        "One of debug, info, warn or error; default info.",
+        "EXPORT_TMPDIR, --tmpdir DIR",
+        "Default $TMPDIR if set, else /var/tmp",
+        "EXPORT_HEARTBEAT_TTL_MS, --heartbeat-ttl-ms MS",
+        "Default 6000, from 1000 to 10000.",
+        "EXPORT_BATCH_ROWS, --batch-rows N",
+        "Default 4096, from 1 to 1000000.",
+        "EXPORT_MAX_RESPONSE_BYTES, --max-response-bytes BYTES",
+        "Default 1048576, from 1024 to 1073741824.",
+        "EXPORT_MAX_SHEET_ROWS, --max-sheet-rows N",
+        "Default 1048576, from 2 to 1048576.",
+        "EXPORT_SERVICE_<NAME>_URL, --service NAME=URL",
+        "EXPORT_SERVICE_<NAME>_AUTH\n",
+        "EXPORT_SERVICE_<NAME>_AUTH_FILE\n",
+        "EXPORT_SERVICE_<NAME>_TIMEOUT_MS\n",
+        "Default 5000, from 1 to 600000.",
+        "EXPORT_SERVICE_<NAME>_RETRIES\n",
+        "Default 3, from 0 to 20.",
+        "-h, --help",
+    };
+    const char *u = exw_config_usage();
+    const char *line, *nl;
+    size_t i;
+
+    (void)state;
+    assert_non_null(u);
+    assert_ptr_equal(exw_config_usage(), u);
+    assert_int_equal(strncmp(u, "Usage: export-worker", 20), 0);
+    for (i = 0; i < sizeof(must_hold) / sizeof(must_hold[0]); i++) {
+        if (strstr(u, must_hold[i]) == NULL)
+            fail_msg("--help lacks \"%s\"", must_hold[i]);
+    }
+    /* Fits a terminal: every line within 80 columns, the text ends in a newline. */
+    for (line = u; *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        assert_non_null(nl);
+        if (nl - line > 80)
+            fail_msg("line longer than 80 columns: %.*s", (int)(nl - line), line);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),           cmocka_unit_test(test_default_tmpdir),
+        cmocka_unit_test(test_worker_ids_differ),  cmocka_unit_test(test_every_variable),
+        cmocka_unit_test(test_every_flag),         cmocka_unit_test(test_flags_override_env),
+        cmocka_unit_test(test_equals_form),        cmocka_unit_test(test_empty_variable_is_unset),
+        cmocka_unit_test(test_enums_any_case),     cmocka_unit_test(test_error_messages),
+        cmocka_unit_test(test_all_errors_at_once), cmocka_unit_test(test_integer_parsing),
+        cmocka_unit_test(test_every_range),        cmocka_unit_test(test_string_rules),
+        cmocka_unit_test(test_flag_errors),        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_cleanup_and_reuse),  cmocka_unit_test(test_services),
+        cmocka_unit_test(test_service_name_rules), cmocka_unit_test(test_service_settings_errors),
+        cmocka_unit_test(test_service_auth_file),  cmocka_unit_test(test_service_flag),
+        cmocka_unit_test(test_too_many_services),  cmocka_unit_test(test_redis_url_forms),
+        cmocka_unit_test(test_redis_url_bad),      cmocka_unit_test(test_secrets_not_in_errors),
+        cmocka_unit_test(test_describe),           cmocka_unit_test(test_usage),
+    };
+
+    return cmocka_run_group_tests(tests, setup_group, NULL);
+}

@@ -1,0 +1,181 @@
+/* main.c: export-worker's start-up, main loop and shutdown.
+ *
+ * Order: configuration (exit 2 when bad), logging, curl's global state, the
+ * lookup pool and the heartbeat (both with SIGTERM/SIGINT blocked, so only this
+ * thread sees them), then jobs one at a time until a stop is asked for. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "exw/clock.h"
+#include "exw/http.h"
+#include "exw/log.h"
+#include "worker.h"
+
+extern char **environ;
+
+#define TAKE_WAIT_S 1.0
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    exw_stop_requested = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Blocks or unblocks the stop signals for the calling thread (threads created
+ * meanwhile inherit the mask). */
+static void stop_signals(int how)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(how, &set, NULL);
+}
+
+/* Waits for Redis at start-up with capped backoff instead of exiting: in a
+ * container the worker may well start before Redis does. */
+static int connect_at_start(struct worker *w)
+{
+    int64_t backoff = 200;
+    char policy[64];
+    struct exw_errbuf eb;
+
+    while (!exw_stop_requested) {
+        struct exw_rq *rq = exw_worker_redis(w);
+
+        if (rq != NULL) {
+            if (exw_rq_config_get(rq, "maxmemory-policy", policy, sizeof(policy), &eb) ==
+                    EXW_OK &&
+                policy[0] != '\0' && strcmp(policy, "noeviction") != 0)
+                EXW_LOG(EXW_LOG_WARN,
+                        "Redis maxmemory-policy is %s: under memory pressure Redis may evict "
+                        "queued jobs and results; set it to noeviction",
+                        policy);
+            return 1;
+        }
+        exw_sleep_ms(backoff);
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+    return 0;
+}
+
+static void serve(struct worker *w)
+{
+    while (!exw_stop_requested) {
+        struct exw_rq *rq = exw_worker_redis(w);
+        struct exw_errbuf eb;
+        char *doc = NULL;
+        size_t len = 0;
+
+        if (rq == NULL) {
+            exw_sleep_ms(1000);
+            continue;
+        }
+        if (exw_rq_take(rq, TAKE_WAIT_S, &doc, &len, &eb) != EXW_OK) {
+            EXW_LOG(EXW_LOG_WARN, "taking a job failed: %s", eb.msg);
+            continue;
+        }
+        if (doc == NULL)
+            continue;
+        atomic_store(&w->lease_lost, 0);
+        exw_run_job(w, doc, len);
+        free(doc);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct exw_config cfg;
+    struct worker w;
+    struct heartbeat *hb = NULL;
+    struct exw_errbuf eb;
+    char *errors = NULL;
+    char *described;
+    int help = 0;
+    int status = 1;
+
+    memset(&cfg, 0, sizeof(cfg));
+    if (exw_config_load(&cfg, environ, argc, argv, &help, &errors) != EXW_OK) {
+        fprintf(stderr, "export-worker: bad configuration:\n%s\nTry --help.\n",
+                errors ? errors : "(no details)");
+        free(errors);
+        exw_config_cleanup(&cfg);
+        return 2;
+    }
+    if (help) {
+        fputs(exw_config_usage(), stdout);
+        exw_config_cleanup(&cfg);
+        return 0;
+    }
+    exw_log_setup(cfg.log_format, cfg.log_level);
+    exw_log_set_thread("main");
+    install_signals();
+
+    memset(&w, 0, sizeof(w));
+    w.cfg = &cfg;
+    w.pid = (long)getpid();
+    w.started_at = exw_wall_ms();
+    if (gethostname(w.host, sizeof(w.host) - 1) != 0)
+        snprintf(w.host, sizeof(w.host), "unknown");
+    pthread_mutex_init(&w.mu, NULL);
+    atomic_init(&w.lease_lost, 0);
+
+    described = exw_config_describe(&cfg);
+    EXW_LOG(EXW_LOG_INFO, "starting export-worker %s", described);
+    free(described);
+
+    if (exw_http_global_init() != EXW_OK) {
+        EXW_LOG(EXW_LOG_ERROR, "curl_global_init failed");
+        goto out;
+    }
+    stop_signals(SIG_BLOCK);
+    if (exw_pool_new((unsigned)cfg.pool_size, exw_lookup_thread_init, exw_lookup_thread_fini,
+                     NULL, &w.pool, &eb) != EXW_OK) {
+        stop_signals(SIG_UNBLOCK);
+        EXW_LOG(EXW_LOG_ERROR, "cannot start the lookup pool: %s", eb.msg);
+        goto out_curl;
+    }
+    if (exw_heartbeat_start(&w, &hb, &eb) != EXW_OK) {
+        stop_signals(SIG_UNBLOCK);
+        EXW_LOG(EXW_LOG_ERROR, "%s", eb.msg);
+        goto out_pool;
+    }
+    stop_signals(SIG_UNBLOCK);
+
+    if (connect_at_start(&w)) {
+        EXW_LOG(EXW_LOG_INFO, "ready: taking jobs from %s:queue with %ld lookup threads",
+                cfg.prefix, cfg.pool_size);
+        serve(&w);
+    }
+    EXW_LOG(EXW_LOG_INFO, "stopping");
+    status = 0;
+    exw_heartbeat_stop(hb);
+out_pool:
+    exw_pool_free(w.pool);
+out_curl:
+    exw_http_global_cleanup();
+out:
+    exw_rq_free(w.rq);
+    pthread_mutex_destroy(&w.mu);
+    exw_config_cleanup(&cfg);
+    if (status == 0)
+        EXW_LOG(EXW_LOG_INFO, "stopped");
+    return status;
+}
