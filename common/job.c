@@ -897,6 +897,8 @@ out:
     if (rc != EXW_OK) {
         exw_job_free(job);
         job = NULL;
+        if (*id == NULL)
+            *verdict = EXW_JOB_DEAD; /* nothing to fail the job under */
     }
     *out = job;
     return rc;

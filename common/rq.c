@@ -693,6 +693,55 @@ out:
     return rc;
 }
 
+/* KEYS: workers, queue. ARGV: prefix.
+ * The processing lists and heartbeats of other workers cannot be declared as
+ * KEYS before the script reads P:workers; they share the prefix, and so the
+ * prefix's hash slot on a cluster. The processing list is emptied from its
+ * newest end, so that its oldest job ends up taken first. */
+static const char recover_lua[] =
+    "local moved = 0\n"
+    "for _, wid in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  if redis.call('EXISTS', ARGV[1] .. ':worker:' .. wid) == 0 then\n"
+    "    local plist = ARGV[1] .. ':processing:' .. wid\n"
+    "    while true do\n"
+    "      local doc = redis.call('LPOP', plist)\n"
+    "      if not doc then break end\n"
+    "      redis.call('RPUSH', KEYS[2], doc)\n"
+    "      moved = moved + 1\n"
+    "    end\n"
+    "    redis.call('SREM', KEYS[1], wid)\n"
+    "  end\n"
+    "end\n"
+    "return moved\n";
+
+exw_err exw_rq_recover(struct exw_rq *rq, long long *recovered, struct exw_errbuf *eb)
+{
+    char *workers = key_of(rq, "workers", "");
+    char *queue = key_of(rq, "queue", "");
+    struct args a;
+    redisReply *r;
+    exw_err rc;
+
+    *recovered = 0;
+    args_init(&a);
+    args_add(&a, "EVAL");
+    args_add(&a, recover_lua);
+    args_add(&a, "2");
+    args_add(&a, workers);
+    args_add(&a, queue);
+    args_add(&a, rq->prefix);
+    rc = run(rq, &a, "recover", &r, eb);
+    args_cleanup(&a);
+    if (rc == EXW_OK) {
+        if (r->type == REDIS_REPLY_INTEGER)
+            *recovered = r->integer;
+        freeReplyObject(r);
+    }
+    free(workers);
+    free(queue);
+    return rc;
+}
+
 exw_err exw_rq_deregister(struct exw_rq *rq, struct exw_errbuf *eb)
 {
     char *workers = key_of(rq, "workers", "");

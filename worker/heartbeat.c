@@ -52,6 +52,19 @@ static int beat(struct heartbeat *hb, struct exw_rq **rq)
     return exw_rq_heartbeat(*rq, &b, &eb) == EXW_OK;
 }
 
+/* Every live worker looks for dead ones at each beat; the script is atomic, so
+ * they need no lock between them. */
+static void recover(struct exw_rq *rq)
+{
+    struct exw_errbuf eb;
+    long long moved = 0;
+
+    if (exw_rq_recover(rq, &moved, &eb) != EXW_OK)
+        EXW_LOG(EXW_LOG_WARN, "looking for dead workers failed: %s", eb.msg);
+    else if (moved > 0)
+        EXW_LOG(EXW_LOG_WARN, "put %lld job(s) of dead workers back on the queue", moved);
+}
+
 static void *heartbeat_main(void *arg)
 {
     struct heartbeat *hb = arg;
@@ -73,6 +86,7 @@ static void *heartbeat_main(void *arg)
                 EXW_LOG(EXW_LOG_INFO, "heartbeat renewed again");
             failing = 0;
             last_ok = exw_mono_ms();
+            recover(rq);
         } else {
             if (!failing)
                 EXW_LOG(EXW_LOG_WARN, "heartbeat renewal failed; retrying");

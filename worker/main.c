@@ -49,26 +49,45 @@ static void stop_signals(int how)
     pthread_sigmask(how, &set, NULL);
 }
 
+/* An evicting Redis silently drops queued jobs and results. */
+static void warn_eviction(struct exw_rq *rq)
+{
+    struct exw_errbuf eb;
+    char policy[64];
+
+    if (exw_rq_config_get(rq, "maxmemory-policy", policy, sizeof(policy), &eb) == EXW_OK &&
+        policy[0] != '\0' && strcmp(policy, "noeviction") != 0)
+        EXW_LOG(EXW_LOG_WARN,
+                "Redis maxmemory-policy is %s: under memory pressure Redis may evict queued "
+                "jobs and results; set it to noeviction",
+                policy);
+}
+
 /* Waits for Redis at start-up with capped backoff instead of exiting: in a
  * container the worker may well start before Redis does. */
 static int connect_at_start(struct worker *w)
 {
     int64_t backoff = 200;
-    char policy[64];
     struct exw_errbuf eb;
 
     while (!exw_stop_requested) {
         struct exw_rq *rq = exw_worker_redis(w);
 
         if (rq != NULL) {
-            if (exw_rq_config_get(rq, "maxmemory-policy", policy, sizeof(policy), &eb) ==
-                    EXW_OK &&
-                policy[0] != '\0' && strcmp(policy, "noeviction") != 0)
-                EXW_LOG(EXW_LOG_WARN,
-                        "Redis maxmemory-policy is %s: under memory pressure Redis may evict "
-                        "queued jobs and results; set it to noeviction",
-                        policy);
-            return 1;
+            struct exw_rq_beat b = {.host = w->host,
+                                    .pid = w->pid,
+                                    .started_at = w->started_at,
+                                    .job = "",
+                                    .jobs_done = 0,
+                                    .ttl_ms = w->cfg->heartbeat_ttl_ms};
+
+            /* Registered before the first take, so that a job taken is never in
+             * the processing list of a worker that recovery cannot see. */
+            if (exw_rq_heartbeat(rq, &b, &eb) == EXW_OK) {
+                warn_eviction(rq);
+                return 1;
+            }
+            EXW_LOG(EXW_LOG_WARN, "registering failed, retrying: %s", eb.msg);
         }
         exw_sleep_ms(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;

@@ -120,6 +120,13 @@ struct exw_rq_beat {
 EXW_MUST_CHECK exw_err exw_rq_heartbeat(struct exw_rq *rq, const struct exw_rq_beat *b,
                                         struct exw_errbuf *eb);
 
+/* Puts the jobs of every registered worker whose heartbeat has expired back on
+ * P:queue, at the end taken next, and unregisters those workers: one atomic
+ * script, so two live workers recovering at once cannot move a job twice.
+ * *@recovered counts the jobs moved. Thread: owner. */
+EXW_MUST_CHECK exw_err exw_rq_recover(struct exw_rq *rq, long long *recovered,
+                                      struct exw_errbuf *eb);
+
 /* Leaves P:workers and deletes the heartbeat. Thread: owner. */
 EXW_MUST_CHECK exw_err exw_rq_deregister(struct exw_rq *rq, struct exw_errbuf *eb);
 
