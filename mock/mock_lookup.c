@@ -1,0 +1,955 @@
+/*
+ * export-mock-lookup: a stand-in for the "contracts" lookup service.
+ *
+ * DESIGN
+ *
+ * The demo, the end-to-end tests, the benchmarks and the fault-injection tests all talk to this
+ * program as if it were the real service, so it is a real HTTP server whose answers are a pure
+ * function of the key and whose timing is the configured latency and nothing else.
+ *
+ * Threads: libmicrohttpd runs one thread per connection, so a request that waits out its latency
+ * blocks only its own connection and hundreds of requests wait side by side. Each waits with its
+ * own clock_nanosleep(), not on a shared condition variable: hundreds of timed waits on one
+ * condition variable wake tens of milliseconds late, every timed-out waiter fighting for the
+ * same lock. Signals are blocked in every thread; the main thread takes SIGINT/SIGTERM with
+ * sigwait() and raises an atomic flag that sleeping requests check every STOP_POLL_MS.
+ *
+ * The request target: libmicrohttpd decodes the path and turns '+' into a space in query values
+ * before the access handler runs, which would hide what the client really sent. The URI log
+ * callback runs before any of that, so it copies the raw target (path and query, still
+ * percent-encoded) into the per-request state; all routing and decoding works on that copy. The
+ * same callback stamps the arrival time the latency is measured from.
+ *
+ * Shared state: the counters live under one mutex, the record file under another; the random
+ * faults use an atomic draw counter fed through splitmix64, so each draw depends only on the
+ * seed and its index.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "mock_body.h"
+
+#define PROG "export-mock-lookup"
+
+enum {
+    MAX_CONNECTIONS = 4096,
+    LISTEN_BACKLOG = 1024,
+    CONN_MEMORY_LIMIT = 256 * 1024, /* request line and headers; past it 414 or 431 */
+    THREAD_STACK_SIZE = 512 * 1024,
+    MAX_DELAY_MS = 3600 * 1000,
+    MAX_HUGE_BYTES = 1024 * 1024 * 1024,
+    LOG_TARGET_MAX = 400,
+    STOP_POLL_MS = 50
+};
+
+/* Fault rules are tried kind by kind in this order, and in command-line order within a kind. */
+enum rule_kind { RULE_FAIL, RULE_GARBAGE, RULE_REDIRECT, RULE_HUGE, RULE_SLOW, RULE_KIND_COUNT };
+
+struct rule {
+    enum rule_kind kind;
+    char *glob;
+    long value; /* the status for fail, bytes for huge, milliseconds for slow */
+};
+
+struct options {
+    const char *host;
+    long port;
+    const char *port_file;
+    const char *path;
+    const char *param;
+    long latency_ms;
+    long hang_ms;
+    const char *auth; /* NULL when lookups need no Authorization header */
+    struct rule *rules;
+    size_t n_rules;
+    double error_rate;
+    double timeout_rate;
+    double drop_rate;
+    unsigned long long seed;
+    const char *record;
+    int verbose;
+};
+
+struct stats {
+    unsigned long long requests;
+    unsigned long long lookups;
+    unsigned long long dropped;
+    long in_flight;
+    long max_in_flight;
+    unsigned long long by_status[600];
+};
+
+struct server {
+    const struct options *opt;
+    pthread_mutex_t stats_mu;
+    struct stats stats; /* guarded by stats_mu */
+    pthread_mutex_t record_mu;
+    int record_fd; /* written under record_mu; -1 without --record */
+    atomic_int stopping;
+    atomic_int started; /* after start-up, libmicrohttpd speaks only with --verbose */
+    atomic_uint_fast64_t draws;
+};
+
+/* Per-request state, made by the URI log callback and freed when the request completes. */
+struct request {
+    struct timespec arrival;
+    char *target; /* the raw request target */
+    int started;
+    int in_flight; /* counted in stats.in_flight */
+};
+
+/* An answer for send_reply(); body is malloc'd when body_is_heap, else a literal. */
+struct reply {
+    unsigned int status;
+    const char *content_type;
+    char *body;
+    size_t len;
+    int body_is_heap;
+    const char *header;
+    const char *header_value;
+};
+
+/* Writes all of buf, retrying short writes and EINTR; returns 0 or -1 with errno set. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void now_mono(struct timespec *ts)
+{
+    /* CLOCK_MONOTONIC cannot fail on Linux; if it did, every latency would be wrong. */
+    if (clock_gettime(CLOCK_MONOTONIC, ts) != 0)
+        abort();
+}
+
+static void ts_add_ms(struct timespec *ts, long ms)
+{
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static long ms_since(const struct timespec *start)
+{
+    struct timespec now;
+
+    now_mono(&now);
+    return (long)(now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+/* ---- Command line ---- */
+
+static const char usage_text[] =
+    "usage: " PROG " [options]   (every option also takes --opt=value)\n"
+    "  --host ADDR          address to listen on (default 127.0.0.1)\n"
+    "  --port N             port, 0 picks a free one (default 8080)\n"
+    "  --port-file FILE     also write the port number to FILE (atomically)\n"
+    "  --path PREFIX        lookup path prefix (default /contract/)\n"
+    "  --param NAME         query parameter holding the key (default sn)\n"
+    "  --latency-ms N       answer N ms after the request arrived (default 500)\n"
+    "  --auth VALUE         require 'Authorization: VALUE' on lookups\n"
+    "  --fail GLOB=STATUS   answer STATUS {\"error\":\"injected\"} for matching keys\n"
+    "  --garbage GLOB       answer 200 'this is not json' (text/plain)\n"
+    "  --redirect GLOB      answer 302 to http://127.0.0.1:1/elsewhere\n"
+    "  --huge GLOB=BYTES    answer a valid JSON body of BYTES bytes (a \"pad\" member)\n"
+    "  --slow GLOB=MS       add MS to the latency\n"
+    "  --error-rate P       answer 500 with probability P (0..1)\n"
+    "  --timeout-rate P     wait --hang-ms more before answering, with probability P\n"
+    "  --drop-rate P        close the connection without an answer, with probability P\n"
+    "  --hang-ms N          the wait of --timeout-rate (default 30000)\n"
+    "  --seed N             seed of the random faults (default 1)\n"
+    "  --record FILE        append 'RAW-TARGET<TAB>KEY' to FILE for every lookup\n"
+    "  --verbose            log every request to stderr\n"
+    "  --help               print this and exit\n"
+    "Rules (repeatable) are tried in the order fail, garbage, redirect, huge, slow; the first\n"
+    "match wins, and the random faults apply only to keys that no rule matched.\n"
+    "GET /_stats returns counters, POST /_reset zeroes them.\n";
+
+enum opt_type { OPT_FLAG, OPT_STR, OPT_LONG, OPT_RATE, OPT_SEED, OPT_RULE };
+
+/* One row per option; plain options set the field at off, rules append to options.rules. */
+struct opt_def {
+    const char *name;
+    enum opt_type type;
+    size_t off;
+    enum rule_kind kind;
+    long min;
+    long max; /* a rule without a value has max < min */
+    const char *why;
+};
+
+static const struct opt_def opt_defs[] = {
+    {"help", OPT_FLAG, 0, 0, 0, 0, NULL},
+    {"verbose", OPT_FLAG, offsetof(struct options, verbose), 0, 0, 0, NULL},
+    {"host", OPT_STR, offsetof(struct options, host), 0, 0, 0, NULL},
+    {"port", OPT_LONG, offsetof(struct options, port), 0, 0, 65535, "must be 0..65535"},
+    {"port-file", OPT_STR, offsetof(struct options, port_file), 0, 0, 0, NULL},
+    {"path", OPT_STR, offsetof(struct options, path), 0, 0, 0, NULL},
+    {"param", OPT_STR, offsetof(struct options, param), 0, 0, 0, NULL},
+    {"latency-ms", OPT_LONG, offsetof(struct options, latency_ms), 0, 0, MAX_DELAY_MS,
+     "must be 0..3600000"},
+    {"hang-ms", OPT_LONG, offsetof(struct options, hang_ms), 0, 0, MAX_DELAY_MS,
+     "must be 0..3600000"},
+    {"auth", OPT_STR, offsetof(struct options, auth), 0, 0, 0, NULL},
+    {"fail", OPT_RULE, 0, RULE_FAIL, 100, 599, "must be GLOB=STATUS with STATUS 100..599"},
+    {"garbage", OPT_RULE, 0, RULE_GARBAGE, 1, 0, "must be a non-empty glob"},
+    {"redirect", OPT_RULE, 0, RULE_REDIRECT, 1, 0, "must be a non-empty glob"},
+    {"huge", OPT_RULE, 0, RULE_HUGE, 0, MAX_HUGE_BYTES,
+     "must be GLOB=BYTES with BYTES 0..1073741824"},
+    {"slow", OPT_RULE, 0, RULE_SLOW, 0, MAX_DELAY_MS, "must be GLOB=MS with MS 0..3600000"},
+    {"error-rate", OPT_RATE, offsetof(struct options, error_rate), 0, 0, 0, NULL},
+    {"timeout-rate", OPT_RATE, offsetof(struct options, timeout_rate), 0, 0, 0, NULL},
+    {"drop-rate", OPT_RATE, offsetof(struct options, drop_rate), 0, 0, 0, NULL},
+    {"seed", OPT_SEED, offsetof(struct options, seed), 0, 0, 0, NULL},
+    {"record", OPT_STR, offsetof(struct options, record), 0, 0, 0, NULL},
+};
+
+/* Parses a whole decimal number in [min, max]: no blanks, no '+', no trailing junk. */
+static int parse_long(const char *s, long min, long max, long *out)
+{
+    char *end = NULL;
+    long v;
+
+    if (s[0] != '-' && (s[0] < '0' || s[0] > '9'))
+        return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Adds a rule; GLOB=VALUE splits at the last '=', since a glob may hold one too. */
+static int add_rule(struct options *o, const struct opt_def *d, const char *val)
+{
+    const char *end = d->max >= d->min ? strrchr(val, '=') : val + strlen(val);
+    struct rule r = {d->kind, NULL, 0};
+
+    if (end == NULL || end == val || (*end == '=' && parse_long(end + 1, d->min, d->max, &r.value)))
+        return -1;
+    r.glob = mock_xrealloc(NULL, (size_t)(end - val) + 1);
+    memcpy(r.glob, val, (size_t)(end - val));
+    r.glob[end - val] = '\0';
+    o->rules = mock_xrealloc(o->rules, (o->n_rules + 1) * sizeof(*o->rules));
+    o->rules[o->n_rules++] = r;
+    return 0;
+}
+
+/* Applies one option's value; returns 0, or -1 after saying on stderr what is wrong. */
+static int apply_option(struct options *o, const struct opt_def *d, const char *val)
+{
+    char *field = (char *)o + d->off;
+    const char *why = d->why;
+    char *end = NULL;
+    double rate;
+    long v;
+
+    switch (d->type) {
+    case OPT_FLAG:
+        break;
+    case OPT_STR:
+        if (val[0] == '\0') {
+            why = "must not be empty";
+            break;
+        }
+        if (strcmp(d->name, "path") == 0 && (val[0] != '/' || strpbrk(val, "?#") != NULL)) {
+            why = "must start with '/' and hold no '?' or '#'";
+            break;
+        }
+        memcpy(field, &val, sizeof(val));
+        return 0;
+    case OPT_LONG:
+        if (parse_long(val, d->min, d->max, &v) != 0)
+            break;
+        memcpy(field, &v, sizeof(v));
+        return 0;
+    case OPT_RATE:
+        why = "must be a number from 0 to 1";
+        errno = 0;
+        rate = strtod(val, &end);
+        if (strchr("0123456789.", val[0]) == NULL || val[0] == '\0' || errno != 0 || *end != '\0' ||
+            !(rate <= 1.0))
+            break;
+        memcpy(field, &rate, sizeof(rate));
+        return 0;
+    case OPT_SEED:
+        why = "must be an unsigned 64-bit integer";
+        errno = 0;
+        o->seed = strtoull(val, &end, 10);
+        if (val[0] < '0' || val[0] > '9' || errno != 0 || *end != '\0')
+            break;
+        return 0;
+    case OPT_RULE:
+        if (add_rule(o, d, val) != 0)
+            break;
+        return 0;
+    }
+    /* The --auth value is a credential: no message may echo it. */
+    if (strcmp(d->name, "auth") == 0)
+        fprintf(stderr, PROG ": --%s: %s\n", d->name, why);
+    else
+        fprintf(stderr, PROG ": --%s: %s, got '%s'\n", d->name, why, val);
+    return -1;
+}
+
+/* Returns 0 to run, 1 after --help, 2 on a usage error (already reported). */
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *eq = strchr(arg, '=');
+        size_t len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+        const struct opt_def *d = NULL;
+
+        for (size_t k = 0; k < sizeof(opt_defs) / sizeof(opt_defs[0]); k++) {
+            if (len > 2 && strncmp(arg, "--", 2) == 0 && strlen(opt_defs[k].name) == len - 2 &&
+                memcmp(arg + 2, opt_defs[k].name, len - 2) == 0)
+                d = &opt_defs[k];
+        }
+        if (d == NULL) {
+            fprintf(stderr, PROG ": unknown argument '%.*s' (see --help)\n", (int)len, arg);
+            return 2;
+        }
+        if (d->type == OPT_FLAG) {
+            if (eq != NULL) {
+                fprintf(stderr, PROG ": --%s takes no value\n", d->name);
+                return 2;
+            }
+            if (d->off == 0) {
+                fputs(usage_text, stdout);
+                return 1;
+            }
+            o->verbose = 1;
+            continue;
+        }
+        if (eq == NULL && i + 1 >= argc) {
+            fprintf(stderr, PROG ": --%s needs a value (see --help)\n", d->name);
+            return 2;
+        }
+        if (apply_option(o, d, eq != NULL ? eq + 1 : argv[++i]) != 0)
+            return 2;
+    }
+    if (o->error_rate + o->timeout_rate + o->drop_rate > 1.0 + 1e-9) {
+        fputs(PROG ": --error-rate, --timeout-rate and --drop-rate add up to more than 1\n",
+              stderr);
+        return 2;
+    }
+    return 0;
+}
+
+/* ---- Shared state ---- */
+
+static void lock(pthread_mutex_t *mu)
+{
+    if (pthread_mutex_lock(mu) != 0)
+        abort();
+}
+
+static void unlock(pthread_mutex_t *mu)
+{
+    if (pthread_mutex_unlock(mu) != 0)
+        abort();
+}
+
+static void stats_begin(struct server *s, struct request *req, int is_lookup)
+{
+    lock(&s->stats_mu);
+    s->stats.requests++;
+    s->stats.lookups += is_lookup != 0;
+    if (++s->stats.in_flight > s->stats.max_in_flight)
+        s->stats.max_in_flight = s->stats.in_flight;
+    unlock(&s->stats_mu);
+    req->in_flight = 1;
+}
+
+/* Ends a counted request; status 0 means the connection was closed without an answer. */
+static void stats_end(struct server *s, struct request *req, unsigned int status)
+{
+    if (!req->in_flight)
+        return;
+    lock(&s->stats_mu);
+    s->stats.in_flight--;
+    if (status == 0)
+        s->stats.dropped++;
+    else if (status < 600)
+        s->stats.by_status[status]++;
+    unlock(&s->stats_mu);
+    req->in_flight = 0;
+}
+
+/* Sleeps until deadline; returns 1 when the server began to stop first, 0 otherwise. */
+static int wait_until(struct server *s, const struct timespec *deadline)
+{
+    for (;;) {
+        struct timespec next;
+        int rc;
+
+        if (atomic_load(&s->stopping))
+            return 1;
+        now_mono(&next);
+        ts_add_ms(&next, STOP_POLL_MS);
+        if (next.tv_sec > deadline->tv_sec ||
+            (next.tv_sec == deadline->tv_sec && next.tv_nsec >= deadline->tv_nsec))
+            next = *deadline;
+        do
+            rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+        while (rc == EINTR);
+        if (rc != 0)
+            abort();
+        if (next.tv_sec == deadline->tv_sec && next.tv_nsec == deadline->tv_nsec)
+            return atomic_load(&s->stopping) != 0;
+    }
+}
+
+/* A uniform double in [0, 1): splitmix64 of the seed and a global draw index. */
+static double draw(struct server *s)
+{
+    uint64_t x = (uint64_t)atomic_fetch_add(&s->draws, 1);
+
+    x = (uint64_t)s->opt->seed + (x + 1) * 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return (double)(x >> 11) / 9007199254740992.0;
+}
+
+static void report_errno(const char *what, const char *arg)
+{
+    char err[128] = "unknown error";
+
+    (void)strerror_r(errno, err, sizeof(err));
+    fprintf(stderr, PROG ": %s %s: %s\n", what, arg, err);
+}
+
+static void record_lookup(struct server *s, const char *target, const char *key, size_t key_len)
+{
+    struct mock_buf line = {0};
+    int rc;
+
+    if (s->record_fd < 0)
+        return;
+    mock_buf_add_escaped(&line, target, strlen(target));
+    mock_buf_addc(&line, '\t');
+    mock_buf_add_escaped(&line, key, key_len);
+    mock_buf_addc(&line, '\n');
+    lock(&s->record_mu);
+    rc = write_all(s->record_fd, line.p, line.len);
+    unlock(&s->record_mu);
+    if (rc != 0)
+        report_errno("cannot write to", s->opt->record);
+    mock_buf_free(&line);
+}
+
+static void log_request(struct server *s, const struct request *req, const char *method,
+                        unsigned int status)
+{
+    struct mock_buf line = {0};
+    size_t len = strlen(req->target);
+
+    if (!s->opt->verbose)
+        return;
+    mock_buf_addf(&line, PROG ": %s ", method);
+    mock_buf_add_escaped(&line, req->target, len < LOG_TARGET_MAX ? len : LOG_TARGET_MAX);
+    mock_buf_adds(&line, len > LOG_TARGET_MAX ? "... " : " ");
+    if (status == 0)
+        mock_buf_adds(&line, "dropped");
+    else
+        mock_buf_addf(&line, "%u", status);
+    mock_buf_addf(&line, " %ldms\n", ms_since(&req->arrival));
+    (void)write_all(STDERR_FILENO, line.p, line.len);
+    mock_buf_free(&line);
+}
+
+/* ---- Handlers ---- */
+
+static void json_reply(struct reply *r, unsigned int status, const char *body)
+{
+    memset(r, 0, sizeof(*r));
+    r->status = status;
+    r->content_type = "application/json";
+    r->body = (char *)body;
+    r->len = strlen(body);
+}
+
+/* Takes over b's bytes as the body of a 200 answer. */
+static void heap_reply(struct reply *r, struct mock_buf *b)
+{
+    json_reply(r, MHD_HTTP_OK, "");
+    r->body = b->p;
+    r->len = b->len;
+    r->body_is_heap = 1;
+    memset(b, 0, sizeof(*b));
+}
+
+static enum MHD_Result send_reply(struct server *s, struct MHD_Connection *con, struct request *req,
+                                  const char *method, struct reply *r)
+{
+    enum MHD_Result ret = MHD_NO;
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        r->len, r->body, r->body_is_heap ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+
+    if (resp == NULL) {
+        if (r->body_is_heap)
+            free(r->body);
+        goto out;
+    }
+    if (MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type) != MHD_YES)
+        goto out;
+    if (r->header != NULL && MHD_add_response_header(resp, r->header, r->header_value) != MHD_YES)
+        goto out;
+    ret = MHD_queue_response(con, r->status, resp);
+out:
+    if (resp != NULL)
+        MHD_destroy_response(resp);
+    stats_end(s, req, r->status);
+    log_request(s, req, method, r->status);
+    return ret;
+}
+
+static enum MHD_Result serve_stats(struct server *s, struct MHD_Connection *con,
+                                   struct request *req, const char *method)
+{
+    struct stats *snap = mock_xrealloc(NULL, sizeof(*snap)); /* 5 KiB: not on a thread's stack */
+    struct mock_buf b = {0};
+    struct reply r;
+    const char *sep = "";
+
+    lock(&s->stats_mu);
+    *snap = s->stats;
+    unlock(&s->stats_mu);
+    mock_buf_addf(&b,
+                  "{\"requests\":%llu,\"lookups\":%llu,\"in_flight\":%ld,\"max_in_flight\":%ld,"
+                  "\"dropped\":%llu,\"by_status\":{",
+                  snap->requests, snap->lookups, snap->in_flight, snap->max_in_flight,
+                  snap->dropped);
+    for (unsigned int st = 100; st < 600; st++) {
+        if (snap->by_status[st] != 0) {
+            mock_buf_addf(&b, "%s\"%u\":%llu", sep, st, snap->by_status[st]);
+            sep = ",";
+        }
+    }
+    mock_buf_adds(&b, "}}");
+    free(snap);
+    heap_reply(&r, &b);
+    return send_reply(s, con, req, method, &r);
+}
+
+static enum MHD_Result serve_reset(struct server *s, struct MHD_Connection *con,
+                                   struct request *req, const char *method)
+{
+    struct reply r;
+
+    /* Requests in flight are still in flight: that gauge stays, and its peak restarts from it. */
+    lock(&s->stats_mu);
+    s->stats.requests = 0;
+    s->stats.lookups = 0;
+    s->stats.dropped = 0;
+    s->stats.max_in_flight = s->stats.in_flight;
+    memset(s->stats.by_status, 0, sizeof(s->stats.by_status));
+    unlock(&s->stats_mu);
+    json_reply(&r, MHD_HTTP_OK, "{}");
+    return send_reply(s, con, req, method, &r);
+}
+
+/*
+ * Fills r with the answer for a valid key: the rules first, then one random draw against the
+ * rates. Adds any extra wait to delay_ms; returns 1 when the connection is to be dropped instead.
+ * The body is built here, before the wait, so the answer leaves right at the deadline.
+ */
+static int lookup_reply(struct server *s, const struct mock_buf *key, long *delay_ms,
+                        struct reply *r)
+{
+    const struct options *o = s->opt;
+    const struct rule *hit = NULL;
+    struct mock_buf body = {0};
+    long status = 0;
+
+    for (int kind = 0; kind < RULE_KIND_COUNT && hit == NULL; kind++)
+        for (size_t i = 0; i < o->n_rules && hit == NULL; i++)
+            if ((int)o->rules[i].kind == kind && fnmatch(o->rules[i].glob, key->p, 0) == 0)
+                hit = &o->rules[i];
+    if (hit == NULL && (o->drop_rate > 0.0 || o->timeout_rate > 0.0 || o->error_rate > 0.0)) {
+        /* One draw against disjoint intervals keeps each rate exact on its own. */
+        double u = draw(s);
+
+        if (u < o->drop_rate)
+            return 1;
+        if (u < o->drop_rate + o->timeout_rate)
+            *delay_ms += o->hang_ms;
+        else if (u < o->drop_rate + o->timeout_rate + o->error_rate)
+            status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (hit != NULL && hit->kind == RULE_FAIL)
+        status = hit->value;
+    if (hit != NULL && hit->kind == RULE_SLOW)
+        *delay_ms += hit->value;
+    if (status != 0) {
+        json_reply(r, (unsigned int)status, "{\"error\":\"injected\"}");
+        if (status == MHD_HTTP_TOO_MANY_REQUESTS || status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+            r->header = MHD_HTTP_HEADER_RETRY_AFTER;
+            r->header_value = "1";
+        }
+    } else if (hit != NULL && hit->kind == RULE_GARBAGE) {
+        json_reply(r, MHD_HTTP_OK, "this is not json");
+        r->content_type = "text/plain";
+    } else if (hit != NULL && hit->kind == RULE_REDIRECT) {
+        json_reply(r, MHD_HTTP_FOUND, "{\"error\":\"moved\"}");
+        r->header = MHD_HTTP_HEADER_LOCATION;
+        r->header_value = "http://127.0.0.1:1/elsewhere";
+    } else {
+        mock_body_build(&body, key->p, key->len,
+                        hit != NULL && hit->kind == RULE_HUGE ? (size_t)hit->value : 0);
+        heap_reply(r, &body);
+    }
+    return 0;
+}
+
+static enum MHD_Result serve_lookup(struct server *s, struct MHD_Connection *con,
+                                    struct request *req, const char *method, const char *rest,
+                                    size_t rest_len, const char *query)
+{
+    const struct options *o = s->opt;
+    struct mock_buf key = {0};
+    struct reply r;
+    struct timespec deadline;
+    const char *auth;
+    long delay_ms = o->latency_ms;
+    int drop = 0;
+    int found; /* 1 a key, 0 none, -1 a malformed escape */
+
+    stats_begin(s, req, 1);
+    if (rest_len > 0)
+        found = mock_pct_decode(rest, rest_len, &key) == 0 ? 1 : -1;
+    else
+        found = query != NULL ? mock_query_param(query, o->param, &key) : 0;
+    mock_buf_grow(&key, 0);
+    if (found == 1 && key.len == 0)
+        found = 0;
+    record_lookup(s, req->target, key.p, found == 1 ? key.len : 0);
+
+    /* Every answer on the lookup path, refusals included, waits out the latency. */
+    auth = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (o->auth != NULL && (auth == NULL || strcmp(auth, o->auth) != 0)) {
+        json_reply(&r, MHD_HTTP_UNAUTHORIZED, "{\"error\":\"unauthorized\"}");
+    } else if (found == 0) {
+        json_reply(&r, MHD_HTTP_BAD_REQUEST, "{\"error\":\"missing key\"}");
+    } else if (found < 0) {
+        json_reply(&r, MHD_HTTP_BAD_REQUEST, "{\"error\":\"bad percent-encoding\"}");
+    } else {
+        drop = lookup_reply(s, &key, &delay_ms, &r);
+    }
+    mock_buf_free(&key);
+
+    deadline = req->arrival;
+    ts_add_ms(&deadline, delay_ms);
+    if (wait_until(s, &deadline) || drop) {
+        /* Stopping, or told to drop: close the connection without a word. */
+        if (!drop && r.body_is_heap)
+            free(r.body);
+        stats_end(s, req, 0);
+        log_request(s, req, method, 0);
+        return MHD_NO;
+    }
+    return send_reply(s, con, req, method, &r);
+}
+
+/* Routes one complete request, once its headers (and any body) are in. */
+static enum MHD_Result route(struct server *s, struct MHD_Connection *con, struct request *req,
+                             const char *method)
+{
+    const char *target = req->target;
+    const char *prefix = s->opt->path;
+    size_t plen = strlen(prefix);
+    size_t path_len = strcspn(target, "?");
+    const char *query = target[path_len] == '?' ? target + path_len + 1 : NULL;
+    int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    const char *rest = NULL;
+    size_t rest_len = 0;
+    struct reply r;
+
+    if (path_len == 7 && memcmp(target, "/_stats", 7) == 0 && is_get)
+        return serve_stats(s, con, req, method);
+    if (path_len == 7 && memcmp(target, "/_reset", 7) == 0 && strcmp(method, "POST") == 0)
+        return serve_reset(s, con, req, method);
+    if (path_len >= plen && memcmp(target, prefix, plen) == 0) {
+        rest = target + plen;
+        rest_len = path_len - plen;
+    } else if (plen > 1 && prefix[plen - 1] == '/' && path_len == plen - 1 &&
+               memcmp(target, prefix, path_len) == 0) {
+        rest = target + path_len; /* "/contract?sn=K" is as good as "/contract/?sn=K". */
+    }
+    if (rest != NULL && memchr(rest, '/', rest_len) == NULL && is_get)
+        return serve_lookup(s, con, req, method, rest, rest_len, query);
+    stats_begin(s, req, 0);
+    if (rest != NULL && memchr(rest, '/', rest_len) == NULL) {
+        json_reply(&r, MHD_HTTP_METHOD_NOT_ALLOWED, "{\"error\":\"method not allowed\"}");
+        r.header = MHD_HTTP_HEADER_ALLOW;
+        r.header_value = "GET, HEAD";
+    } else {
+        json_reply(&r, MHD_HTTP_NOT_FOUND, "{\"error\":\"not found\"}");
+    }
+    return send_reply(s, con, req, method, &r);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *con, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+    struct request *req = *req_cls;
+
+    (void)url;
+    (void)version;
+    (void)upload_data;
+    if (req == NULL)
+        return MHD_NO;
+    if (!req->started) {
+        /* The first call only announces the request; a body, if any, comes next. */
+        req->started = 1;
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    return route(cls, con, req, method);
+}
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *con)
+{
+    struct request *req = mock_xrealloc(NULL, sizeof(*req));
+    size_t len = strlen(uri) + 1;
+
+    (void)cls;
+    (void)con;
+    now_mono(&req->arrival);
+    req->target = memcpy(mock_xrealloc(NULL, len), uri, len);
+    req->started = 0;
+    req->in_flight = 0;
+    return req;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *con, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct request *req = *req_cls;
+
+    (void)con;
+    (void)toe;
+    if (req == NULL)
+        return;
+    stats_end(cls, req, 0); /* Only counts if the request was cut off before its answer. */
+    free(req->target);
+    free(req);
+    *req_cls = NULL;
+}
+
+/* libmicrohttpd's own messages are chatty once running (each drop is "an internal error"). */
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct server *s = cls;
+
+    if (s->opt->verbose || !atomic_load(&s->started)) {
+        fputs(PROG ": ", stderr);
+        vfprintf(stderr, fmt, ap);
+    }
+}
+
+/* ---- Start-up ---- */
+
+/* Resolves --host into addr; returns 0, or -1 after saying why. */
+static int resolve_host(const char *host, long port, struct sockaddr_storage *addr)
+{
+    struct addrinfo hints;
+    struct addrinfo *res = NULL;
+    char port_str[16];
+    int gai;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(port_str, sizeof(port_str), "%ld", port);
+    gai = getaddrinfo(host, port_str, &hints, &res);
+    if (gai != 0 || res->ai_addrlen > sizeof(*addr)) {
+        fprintf(stderr, PROG ": --host %s: %s\n", host, gai != 0 ? gai_strerror(gai) : "too long");
+        if (res != NULL)
+            freeaddrinfo(res);
+        return -1;
+    }
+    memset(addr, 0, sizeof(*addr));
+    memcpy(addr, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* Writes "PORT\n" under a temporary name next to path, then renames it over path. */
+static int write_port_file(const char *path, int port)
+{
+    struct mock_buf tmp = {0};
+    char line[16];
+    int n = snprintf(line, sizeof(line), "%d\n", port);
+    int fd;
+    int rc = -1;
+
+    mock_buf_addf(&tmp, "%s.tmp.%ld", path, (long)getpid());
+    fd = open(tmp.p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        report_errno("cannot create", tmp.p);
+        goto out;
+    }
+    rc = write_all(fd, line, (size_t)n);
+    if (close(fd) != 0 || rc != 0) {
+        report_errno("cannot write", tmp.p);
+        rc = -1;
+    } else if (rename(tmp.p, path) != 0) {
+        report_errno("cannot rename to", path);
+        rc = -1;
+    }
+    if (rc != 0)
+        (void)unlink(tmp.p);
+out:
+    mock_buf_free(&tmp);
+    return rc;
+}
+
+/* The idle timeout must outlast the longest wait a request can be given. */
+static unsigned int connection_timeout(const struct options *o)
+{
+    long longest = o->hang_ms;
+
+    for (size_t i = 0; i < o->n_rules; i++)
+        if (o->rules[i].kind == RULE_SLOW && o->rules[i].value > longest)
+            longest = o->rules[i].value;
+    return (unsigned int)(60 + (o->latency_ms + longest) / 1000);
+}
+
+int main(int argc, char **argv)
+{
+    struct options opt = {.host = "127.0.0.1",
+                          .port = 8080,
+                          .path = "/contract/",
+                          .param = "sn",
+                          .latency_ms = 500,
+                          .hang_ms = 30000,
+                          .seed = 1};
+    struct server srv;
+    struct MHD_Daemon *daemon = NULL;
+    struct sigaction sa;
+    sigset_t sigs;
+    unsigned int flags;
+    struct sockaddr_storage addr;
+    const union MHD_DaemonInfo *info;
+    int ipv6;
+    int sig = 0;
+    int rc = parse_args(argc, argv, &opt);
+
+    memset(&srv, 0, sizeof(srv));
+    srv.opt = &opt;
+    srv.record_fd = -1;
+    atomic_init(&srv.stopping, 0);
+    atomic_init(&srv.started, 0);
+    atomic_init(&srv.draws, 0);
+    if (rc != 0) {
+        rc = rc == 1 ? 0 : 2;
+        goto out;
+    }
+    rc = 1;
+
+    /* Block the stop signals before any thread exists, so that only sigwait() below sees them. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    if (sigemptyset(&sa.sa_mask) != 0 || sigaction(SIGPIPE, &sa, NULL) != 0 ||
+        sigemptyset(&sigs) != 0 || sigaddset(&sigs, SIGINT) != 0 ||
+        sigaddset(&sigs, SIGTERM) != 0 || pthread_sigmask(SIG_BLOCK, &sigs, NULL) != 0 ||
+        pthread_mutex_init(&srv.stats_mu, NULL) != 0 ||
+        pthread_mutex_init(&srv.record_mu, NULL) != 0) {
+        fputs(PROG ": cannot set up signals and locks\n", stderr);
+        goto out;
+    }
+    if (opt.record != NULL) {
+        srv.record_fd = open(opt.record, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (srv.record_fd < 0) {
+            report_errno("cannot open", opt.record);
+            goto out;
+        }
+    }
+    if (resolve_host(opt.host, opt.port, &addr) != 0)
+        goto out;
+    flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
+            MHD_USE_ERROR_LOG | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    daemon = MHD_start_daemon(
+        flags, (uint16_t)opt.port, NULL, NULL, on_request, &srv, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, &srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)LISTEN_BACKLOG, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout(&opt),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT, MHD_OPTION_THREAD_STACK_SIZE,
+        (size_t)THREAD_STACK_SIZE, MHD_OPTION_URI_LOG_CALLBACK, on_uri, &srv,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv, MHD_OPTION_END);
+    info = daemon != NULL ? MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+    if (info == NULL || info->port == 0) {
+        fprintf(stderr, PROG ": cannot listen on %s port %ld\n", opt.host, opt.port);
+        goto out;
+    }
+    atomic_store(&srv.started, 1);
+    if (opt.port_file != NULL && write_port_file(opt.port_file, info->port) != 0)
+        goto out;
+    /* An IPv6 literal needs brackets in a URL. */
+    ipv6 = strchr(opt.host, ':') != NULL;
+    if (printf("listening on http://%s%s%s:%u\n", ipv6 ? "[" : "", opt.host, ipv6 ? "]" : "",
+               (unsigned int)info->port) < 0 ||
+        fflush(stdout) != 0) {
+        fputs(PROG ": cannot write to stdout\n", stderr);
+        goto out;
+    }
+
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    if (opt.verbose)
+        fprintf(stderr, PROG ": signal %d, stopping\n", sig);
+    rc = 0;
+out:
+    if (daemon != NULL) {
+        /* Cut waiting requests short first, or stopping would wait out their latencies. */
+        atomic_store(&srv.stopping, 1);
+        MHD_stop_daemon(daemon);
+    }
+    if (srv.record_fd >= 0 && close(srv.record_fd) != 0 && rc == 0) {
+        report_errno("cannot close", opt.record);
+        rc = 1;
+    }
+    for (size_t i = 0; i < opt.n_rules; i++)
+        free(opt.rules[i].glob);
+    free(opt.rules);
+    return rc;
+}
