@@ -12,15 +12,9 @@ static int64_t ms_of(clockid_t id)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t exw_wall_ms(void)
-{
-    return ms_of(CLOCK_REALTIME);
-}
+int64_t exw_wall_ms(void) { return ms_of(CLOCK_REALTIME); }
 
-int64_t exw_mono_ms(void)
-{
-    return ms_of(CLOCK_MONOTONIC);
-}
+int64_t exw_mono_ms(void) { return ms_of(CLOCK_MONOTONIC); }
 
 void exw_sleep_ms(int64_t ms)
 {

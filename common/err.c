@@ -8,17 +8,10 @@
 #include <unistd.h>
 
 static const char *const err_names[EXW_ERR_COUNT] = {
-    [EXW_OK] = "OK",
-    [EXW_ENOMEM] = "ENOMEM",
-    [EXW_ECONFIG] = "ECONFIG",
-    [EXW_EREDIS] = "EREDIS",
-    [EXW_EHTTP] = "EHTTP",
-    [EXW_EJSON] = "EJSON",
-    [EXW_EXLSX] = "EXLSX",
-    [EXW_ETIMEOUT] = "ETIMEOUT",
-    [EXW_ESHUTDOWN] = "ESHUTDOWN",
-    [EXW_ELIMIT] = "ELIMIT",
-    [EXW_ECANCELLED] = "ECANCELLED",
+    [EXW_OK] = "OK",         [EXW_ENOMEM] = "ENOMEM",         [EXW_ECONFIG] = "ECONFIG",
+    [EXW_EREDIS] = "EREDIS", [EXW_EHTTP] = "EHTTP",           [EXW_EJSON] = "EJSON",
+    [EXW_EXLSX] = "EXLSX",   [EXW_ETIMEOUT] = "ETIMEOUT",     [EXW_ESHUTDOWN] = "ESHUTDOWN",
+    [EXW_ELIMIT] = "ELIMIT", [EXW_ECANCELLED] = "ECANCELLED",
 };
 
 const char *exw_strerror(exw_err e)
@@ -45,7 +38,8 @@ exw_err exw_errbuf_set(struct exw_errbuf *eb, exw_err rc, const char *fmt, ...)
 static void oom(size_t n)
 {
     char line[96];
-    int len = snprintf(line, sizeof(line), "lvl=error msg=\"out of memory allocating %zu bytes\"\n", n);
+    int len =
+        snprintf(line, sizeof(line), "lvl=error msg=\"out of memory allocating %zu bytes\"\n", n);
 
     if (len > 0 && write(2, line, (size_t)len) < 0)
         abort();
@@ -88,16 +82,13 @@ char *exw_xstrndup(const char *s, size_t n)
     return p;
 }
 
-char *exw_xstrdup(const char *s)
-{
-    return exw_xstrndup(s, strlen(s));
-}
+char *exw_xstrdup(const char *s) { return exw_xstrndup(s, strlen(s)); }
 
 void exw_assert_fail(const char *what, const char *file, int line)
 {
     char msg[512];
-    int len = snprintf(msg, sizeof(msg), "lvl=error msg=\"assertion failed: %s at %s:%d\"\n",
-                       what, file, line);
+    int len = snprintf(msg, sizeof(msg), "lvl=error msg=\"assertion failed: %s at %s:%d\"\n", what,
+                       file, line);
 
     if (len > 0 && write(2, msg, (size_t)len) < 0)
         abort();

@@ -71,10 +71,7 @@ static void args_add_len(struct args *a, const char *s, size_t len)
     a->n++;
 }
 
-static void args_add(struct args *a, const char *s)
-{
-    args_add_len(a, s, strlen(s));
-}
+static void args_add(struct args *a, const char *s) { args_add_len(a, s, strlen(s)); }
 
 /* Adds a formatted string the vector owns (at most 64 of them). */
 static void args_addf(struct args *a, const char *fmt, ...) EXW_PRINTF(2, 3);
@@ -172,9 +169,8 @@ static void set_timeout(struct exw_rq *rq, long ms)
     redisSetTimeout(rq->c, tv);
 }
 
-exw_err exw_rq_connect(const struct exw_redis_addr *addr, const char *prefix,
-                       const char *worker_id, long timeout_ms, struct exw_rq **out,
-                       struct exw_errbuf *eb)
+exw_err exw_rq_connect(const struct exw_redis_addr *addr, const char *prefix, const char *worker_id,
+                       long timeout_ms, struct exw_rq **out, struct exw_errbuf *eb)
 {
     struct exw_rq *rq = exw_xcalloc(1, sizeof(*rq));
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
@@ -240,10 +236,7 @@ void exw_rq_free(struct exw_rq *rq)
     free(rq);
 }
 
-int exw_rq_broken(const struct exw_rq *rq)
-{
-    return rq->broken;
-}
+int exw_rq_broken(const struct exw_rq *rq) { return rq->broken; }
 
 exw_err exw_rq_config_get(struct exw_rq *rq, const char *name, char *out, size_t outsz,
                           struct exw_errbuf *eb)
@@ -368,8 +361,8 @@ static void append(struct exw_rq *rq, struct args *a)
     args_cleanup(a);
 }
 
-exw_err exw_rq_update(struct exw_rq *rq, const char *id, const struct exw_rq_update *u,
-                      int *cancel, struct exw_errbuf *eb)
+exw_err exw_rq_update(struct exw_rq *rq, const char *id, const struct exw_rq_update *u, int *cancel,
+                      struct exw_errbuf *eb)
 {
     char *status = key_of(rq, "job", id);
     char *events = key_of(rq, "events", "");

@@ -37,8 +37,8 @@ static int beat(struct heartbeat *hb, struct exw_rq **rq)
         exw_rq_free(*rq);
         *rq = NULL;
     }
-    if (*rq == NULL && exw_rq_connect(&w->cfg->redis, w->cfg->prefix, w->cfg->worker_id, 2000,
-                                      rq, &eb) != EXW_OK)
+    if (*rq == NULL &&
+        exw_rq_connect(&w->cfg->redis, w->cfg->prefix, w->cfg->worker_id, 2000, rq, &eb) != EXW_OK)
         return 0;
     pthread_mutex_lock(&w->mu);
     memcpy(job, w->current_job, sizeof(job));
@@ -94,7 +94,7 @@ static void *heartbeat_main(void *arg)
             if (exw_mono_ms() - last_ok > w->cfg->heartbeat_ttl_ms &&
                 !atomic_exchange(&w->lease_lost, 1))
                 EXW_LOG(EXW_LOG_ERROR, "heartbeat lapsed: the running job may be taken over "
-                        "and is abandoned here");
+                                       "and is abandoned here");
         }
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += period / 1000;

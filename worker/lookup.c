@@ -45,11 +45,11 @@ struct lookups {
     pthread_cond_t changed;        /* an entry finished */
     struct lookup_entry **buckets; /* owned by the job thread */
     size_t nbuckets;
-    long long total;               /* entries made (job thread only) */
-    long long done;                /* guarded by mu */
-    long long failed;              /* guarded by mu */
-    long long inflight;            /* guarded by mu: submitted, done callback not yet run */
-    char first_error[300];         /* guarded by mu */
+    long long total;       /* entries made (job thread only) */
+    long long done;        /* guarded by mu */
+    long long failed;      /* guarded by mu */
+    long long inflight;    /* guarded by mu: submitted, done callback not yet run */
+    char first_error[300]; /* guarded by mu */
 };
 
 struct lookup_thread {
@@ -213,8 +213,8 @@ static void run_lookup(struct exw_task *task, void *thread_ctx)
                 bound = BACKOFF_CAP_MS;
             wait_ms = (int64_t)(next_random(t) % (uint64_t)(bound + 1));
         }
-        EXW_LOG(EXW_LOG_DEBUG, "lookup attempt %ld failed (%s), retrying in %lld ms",
-                attempt + 1, e->error, (long long)wait_ms);
+        EXW_LOG(EXW_LOG_DEBUG, "lookup attempt %ld failed (%s), retrying in %lld ms", attempt + 1,
+                e->error, (long long)wait_ms);
         if (!backoff_sleep(l, wait_ms))
             break;
     }
@@ -244,8 +244,8 @@ static void lookup_done(struct exw_task *task, exw_err rc)
             if (l->first_error[0] == '\0') {
                 char *clean = exw_xstrndup(e->key, strlen(e->key) > 80 ? 80 : strlen(e->key));
 
-                snprintf(l->first_error, sizeof(l->first_error), "lookup of key \"%s\": %s",
-                         clean, e->error);
+                snprintf(l->first_error, sizeof(l->first_error), "lookup of key \"%s\": %s", clean,
+                         e->error);
                 free(clean);
             }
         }
@@ -277,10 +277,7 @@ struct lookups *exw_lookups_new(struct exw_pool *pool, const struct exw_job *job
     return l;
 }
 
-void exw_lookups_abort(struct lookups *l)
-{
-    atomic_store(&l->abort, 1);
-}
+void exw_lookups_abort(struct lookups *l) { atomic_store(&l->abort, 1); }
 
 void exw_lookups_free(struct lookups *l)
 {
@@ -402,6 +399,8 @@ int exw_lookups_wait(struct lookups *l, struct lookup_entry *e, int64_t wait_ms,
     *error = done ? e->error : NULL;
     return done;
 }
+
+const char *exw_lookups_key(const struct lookup_entry *e) { return e->key; }
 
 void exw_lookups_counts(struct lookups *l, struct lookup_counts *out)
 {

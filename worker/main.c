@@ -165,8 +165,8 @@ int main(int argc, char **argv)
         goto out;
     }
     stop_signals(SIG_BLOCK);
-    if (exw_pool_new((unsigned)cfg.pool_size, exw_lookup_thread_init, exw_lookup_thread_fini,
-                     NULL, &w.pool, &eb) != EXW_OK) {
+    if (exw_pool_new((unsigned)cfg.pool_size, exw_lookup_thread_init, exw_lookup_thread_fini, NULL,
+                     &w.pool, &eb) != EXW_OK) {
         stop_signals(SIG_UNBLOCK);
         EXW_LOG(EXW_LOG_ERROR, "cannot start the lookup pool: %s", eb.msg);
         goto out_curl;

@@ -29,7 +29,7 @@ enum outcome { OUT_NONE, OUT_SUCCEEDED, OUT_FAILED, OUT_CANCELLED, OUT_REQUEUE, 
 
 struct pending {
     const struct exw_row *row;
-    struct exw_row *owned; /* rows from rows_key, freed once written */
+    struct exw_row *owned;      /* rows from rows_key, freed once written */
     struct lookup_entry *entry; /* NULL: no lookup for this row */
 };
 
@@ -153,9 +153,10 @@ static void report_progress(struct run *r, int force)
     snprintf(f_lf, sizeof(f_lf), "%lld", lc.failed);
     snprintf(f_up, sizeof(f_up), "%lld", (long long)exw_wall_ms());
     {
-        const char *fields[] = {"progress",     f_prog, "rows_written",  f_rw, "rows_total",
-                                f_rt,           "lookups_total", f_lt, "lookups_done", f_ld,
-                                "lookups_failed", f_lf, "updated_at",    f_up};
+        const char *fields[] = {"progress",     f_prog, "rows_written",   f_rw,
+                                "rows_total",   f_rt,   "lookups_total",  f_lt,
+                                "lookups_done", f_ld,   "lookups_failed", f_lf,
+                                "updated_at",   f_up};
         struct exw_rq_update u = {.fields = fields, .nfields = sizeof(fields) / sizeof(*fields)};
 
         if (progress != r->last_progress) {
@@ -313,7 +314,8 @@ static int write_head(struct run *r, int64_t wait_ms)
         if (lookup == NULL && r->job->on_lookup_error == EXW_ON_LOOKUP_FAIL) {
             if (exw_mono_ms() >= r->deadline)
                 return check(r, 0), 0;
-            set_outcome(r, OUT_FAILED, "lookup_failed", "rows[%zu]: %s", index, error);
+            set_outcome(r, OUT_FAILED, "lookup_failed", "rows[%zu]: lookup of key \"%.80s\": %s",
+                        index, exw_lookups_key(p->entry), error);
             return 0;
         }
     }
@@ -344,8 +346,8 @@ static void produce(struct run *r)
              r->job->id);
     if (exw_xlsx_open(r->path, cfg->tmpdir, r->job->sheet, r->job->columns, r->job->ncolumns,
                       (uint32_t)cfg->max_sheet_rows, &r->xlsx, &eb) != EXW_OK) {
-        set_outcome(r, OUT_FAILED, "internal", "cannot create the workbook in %s: %s",
-                    cfg->tmpdir, eb.msg);
+        set_outcome(r, OUT_FAILED, "internal", "cannot create the workbook in %s: %s", cfg->tmpdir,
+                    eb.msg);
         return;
     }
     while (r->outcome == OUT_NONE && r->rows_written < r->rows_total) {
@@ -396,9 +398,9 @@ static void upload(struct run *r)
             set_outcome(r, OUT_FAILED, "internal", "hashing the workbook failed");
             goto out;
         }
-        if (rq == NULL || exw_rq_result_chunk(rq, r->job->id, first, chunk, n,
-                                              ttl_ms(r) + r->w->cfg->job_timeout_s * 1000,
-                                              &eb) != EXW_OK) {
+        if (rq == NULL ||
+            exw_rq_result_chunk(rq, r->job->id, first, chunk, n,
+                                ttl_ms(r) + r->w->cfg->job_timeout_s * 1000, &eb) != EXW_OK) {
             set_outcome(r, OUT_LOST, NULL, "storing the result failed: %s",
                         rq ? eb.msg : "Redis unreachable");
             goto out;
@@ -467,8 +469,7 @@ static void finish(struct run *r, const char *state, const char *dead_entry)
         add_pair(fields, &nf, "lookups_failed", lf);
         add_pair(fields, &nf, "filename", r->job->filename);
         if (succeeded) {
-            snprintf(result_key, sizeof(result_key), "%s:result:%s", r->w->cfg->prefix,
-                     r->job->id);
+            snprintf(result_key, sizeof(result_key), "%s:result:%s", r->w->cfg->prefix, r->job->id);
             snprintf(rb, sizeof(rb), "%lld", r->result_bytes);
             add_pair(fields, &nf, "progress", "100");
             add_pair(fields, &nf, "result_key", result_key);
@@ -485,7 +486,7 @@ static void finish(struct run *r, const char *state, const char *dead_entry)
         f.has_result = succeeded;
         f.rows_key = r->job->rows_key;
         add_pair(stats, &ns,
-                 succeeded                            ? "jobs_succeeded"
+                 succeeded                         ? "jobs_succeeded"
                  : strcmp(state, "cancelled") == 0 ? "jobs_cancelled"
                                                    : "jobs_failed",
                  "1");
@@ -518,23 +519,27 @@ static void finish(struct run *r, const char *state, const char *dead_entry)
         if (rq != NULL)
             EXW_LOG(EXW_LOG_WARN, "could not record the job's end, retrying: %s", eb.msg);
         if (exw_mono_ms() >= give_up) {
-            EXW_LOG(EXW_LOG_ERROR, "gave up recording the job's end; it stays in %s:processing:%s "
-                    "for recovery", r->w->cfg->prefix, r->w->cfg->worker_id);
+            EXW_LOG(EXW_LOG_ERROR,
+                    "gave up recording the job's end; it stays in %s:processing:%s "
+                    "for recovery",
+                    r->w->cfg->prefix, r->w->cfg->worker_id);
             return;
         }
         exw_sleep_ms(backoff);
         backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
     }
     if (!owned) {
-        EXW_LOG(EXW_LOG_WARN, "the job was taken over by another worker; its outcome here (%s) "
-                "is dropped", state);
+        EXW_LOG(EXW_LOG_WARN,
+                "the job was taken over by another worker; its outcome here (%s) "
+                "is dropped",
+                state);
         return;
     }
     if (r->error_code != NULL)
         EXW_LOG(EXW_LOG_WARN, "job %s: %s: %s", state, r->error_code, r->error);
     else
-        EXW_LOG(EXW_LOG_INFO, "job %s: %lld rows, %lld lookups (%lld requests), %lld bytes",
-                state, r->rows_written, lc.total, lc.requests, r->result_bytes);
+        EXW_LOG(EXW_LOG_INFO, "job %s: %lld rows, %lld lookups (%lld requests), %lld bytes", state,
+                r->rows_written, lc.total, lc.requests, r->result_bytes);
 }
 
 static void requeue(struct run *r)
@@ -546,8 +551,10 @@ static void requeue(struct run *r)
 
     event_json(r, "queued", 0, ev, sizeof(ev));
     if (rq == NULL || exw_rq_requeue(rq, r->job->id, r->doc, r->doc_len, ev, &owned, &eb) != EXW_OK)
-        EXW_LOG(EXW_LOG_ERROR, "could not put the job back on the queue (%s); it stays in the "
-                "processing list for recovery", rq ? eb.msg : "Redis unreachable");
+        EXW_LOG(EXW_LOG_ERROR,
+                "could not put the job back on the queue (%s); it stays in the "
+                "processing list for recovery",
+                rq ? eb.msg : "Redis unreachable");
     else if (owned)
         EXW_LOG(EXW_LOG_INFO, "job put back on the queue unfinished: %s", r->error);
 }
@@ -593,8 +600,9 @@ static int start(struct run *r)
             return 0;
         }
         if ((size_t)r->rows_total > r->job->limits.max_rows) {
-            set_outcome(r, OUT_FAILED, "invalid_job", "rows_key: %lld rows is over the limit of %zu",
-                        r->rows_total, r->job->limits.max_rows);
+            set_outcome(r, OUT_FAILED, "invalid_job",
+                        "rows_key: %lld rows is over the limit of %zu", r->rows_total,
+                        r->job->limits.max_rows);
             return 0;
         }
     } else {
@@ -605,12 +613,17 @@ static int start(struct run *r)
     snprintf(attempts, sizeof(attempts), "%ld", pre.attempts + 1);
     event_json(r, "running", 0, ev, sizeof(ev));
     {
-        const char *fields[] = {"state",        "running", "worker",         cfg->worker_id,
-                                "started_at",   now,       "updated_at",     now,
-                                "progress",     "0",       "rows_total",     rt,
-                                "rows_written", "0",       "lookups_total",  "0",
-                                "lookups_done", "0",       "lookups_failed", "0",
-                                "filename",     r->job->filename};
+        const char *fields[] = {"state",          "running",
+                                "worker",         cfg->worker_id,
+                                "started_at",     now,
+                                "updated_at",     now,
+                                "progress",       "0",
+                                "rows_total",     rt,
+                                "rows_written",   "0",
+                                "lookups_total",  "0",
+                                "lookups_done",   "0",
+                                "lookups_failed", "0",
+                                "filename",       r->job->filename};
         struct exw_rq_update u = {.fields = fields,
                                   .nfields = sizeof(fields) / sizeof(*fields),
                                   .incr_attempts = 1,
@@ -684,8 +697,8 @@ void exw_run_job(struct worker *w, const char *doc, size_t len)
     exw_worker_set_job(w, r.job->id);
     if (start(&r)) {
         r.last_progress = 0;
-        r.lookups = exw_lookups_new(w->pool, r.job, r.svc, (size_t)cfg->max_response_bytes,
-                                    r.deadline);
+        r.lookups =
+            exw_lookups_new(w->pool, r.job, r.svc, (size_t)cfg->max_response_bytes, r.deadline);
         produce(&r);
         if (r.outcome == OUT_NONE) {
             exw_err rc = exw_xlsx_close(r.xlsx, &eb);

@@ -19,15 +19,15 @@ extern volatile sig_atomic_t exw_stop_requested;
 
 struct worker {
     const struct exw_config *cfg;
-    struct exw_pool *pool;      /* the lookup threads */
-    struct exw_rq *rq;          /* the main thread's Redis connection, or NULL */
+    struct exw_pool *pool; /* the lookup threads */
+    struct exw_rq *rq;     /* the main thread's Redis connection, or NULL */
     char host[256];
     long pid;
     int64_t started_at;
-    pthread_mutex_t mu;         /* guards current_job and jobs_done */
+    pthread_mutex_t mu;               /* guards current_job and jobs_done */
     char current_job[EXW_ID_MAX + 1]; /* guarded by mu; "" when idle */
-    long long jobs_done;        /* guarded by mu */
-    atomic_int lease_lost;      /* set by the heartbeat when renewals failed past the TTL */
+    long long jobs_done;              /* guarded by mu */
+    atomic_int lease_lost;            /* set by the heartbeat when renewals failed past the TTL */
 };
 
 /* ---- lookup.c: the lookup pool and one job's lookups ---- */
@@ -58,6 +58,9 @@ struct lookup_entry *exw_lookups_request(struct lookups *l, const char *key);
  * cells (NULL when it failed; *@error then says why). */
 int exw_lookups_wait(struct lookups *l, struct lookup_entry *e, int64_t wait_ms,
                      const struct exw_cell **cells, const char **error);
+
+/* The key of @e. */
+const char *exw_lookups_key(const struct lookup_entry *e);
 
 /* Figures for the status hash and P:stats. */
 struct lookup_counts {

@@ -23,10 +23,10 @@ struct exw_service {
 
 /* A parsed EXPORT_REDIS_URL. */
 struct exw_redis_addr {
-    char *host;   /* NULL for a unix socket; an IPv6 address without its [] */
+    char *host; /* NULL for a unix socket; an IPv6 address without its [] */
     int port;
-    char *path;   /* unix socket path, or NULL */
-    char *user;   /* ACL user or NULL, percent-decoded */
+    char *path;     /* unix socket path, or NULL */
+    char *user;     /* ACL user or NULL, percent-decoded */
     char *password; /* secret or NULL, percent-decoded */
     int db;
 };
@@ -45,11 +45,11 @@ struct exw_config {
     enum exw_log_format log_format;
     enum exw_log_level log_level;
     /* Extensions beyond PROTOCOL.md. */
-    char *tmpdir;           /* EXPORT_TMPDIR: where workbooks are assembled */
-    long heartbeat_ttl_ms;  /* EXPORT_HEARTBEAT_TTL_MS */
-    long batch_rows;        /* EXPORT_BATCH_ROWS: rows buffered ahead of the writer */
+    char *tmpdir;            /* EXPORT_TMPDIR: where workbooks are assembled */
+    long heartbeat_ttl_ms;   /* EXPORT_HEARTBEAT_TTL_MS */
+    long batch_rows;         /* EXPORT_BATCH_ROWS: rows buffered ahead of the writer */
     long max_response_bytes; /* EXPORT_MAX_RESPONSE_BYTES: lookup body cap */
-    long max_sheet_rows;    /* EXPORT_MAX_SHEET_ROWS: rows per sheet, header included */
+    long max_sheet_rows;     /* EXPORT_MAX_SHEET_ROWS: rows per sheet, header included */
     struct exw_service services[EXW_MAX_SERVICES];
     size_t nservices;
 };

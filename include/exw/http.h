@@ -23,17 +23,17 @@ typedef int (*exw_http_abort_fn)(void *ud);
 
 struct exw_http_request {
     const char *url;
-    const char *auth;      /* Authorization header value, or NULL */
-    long timeout_ms;       /* total time for the request, connect included */
-    size_t max_body;       /* larger bodies fail with EXW_ELIMIT */
+    const char *auth;           /* Authorization header value, or NULL */
+    long timeout_ms;            /* total time for the request, connect included */
+    size_t max_body;            /* larger bodies fail with EXW_ELIMIT */
     exw_http_abort_fn abort_fn; /* may be NULL */
     void *abort_ud;
 };
 
 struct exw_http_response {
-    long status;          /* HTTP status, 0 when none arrived */
-    long retry_after_s;   /* Retry-After in seconds, or -1 */
-    struct exw_buf body;  /* owned by the caller: exw_buf_cleanup */
+    long status;         /* HTTP status, 0 when none arrived */
+    long retry_after_s;  /* Retry-After in seconds, or -1 */
+    struct exw_buf body; /* owned by the caller: exw_buf_cleanup */
 };
 
 /* Performs one GET without following redirects. Returns EXW_OK when a response
@@ -49,7 +49,7 @@ void exw_http_response_cleanup(struct exw_http_response *r);
 /* Expands @tmpl, replacing each "{key}" with @key (@len bytes) percent-encoded:
  * every byte outside A-Z a-z 0-9 - . _ ~ becomes %XX. Caller frees *@url.
  * Only http:// and https:// templates are accepted. Thread: any. */
-EXW_MUST_CHECK exw_err exw_http_expand(const char *tmpl, const char *key, size_t len,
-                                       char **url, struct exw_errbuf *eb);
+EXW_MUST_CHECK exw_err exw_http_expand(const char *tmpl, const char *key, size_t len, char **url,
+                                       struct exw_errbuf *eb);
 
 #endif

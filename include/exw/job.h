@@ -32,8 +32,8 @@ struct exw_column {
     char *field;   /* row member for a field column, else NULL */
     char *pointer; /* JSON Pointer into the lookup response for a lookup column, else NULL */
     enum exw_col_type type;
-    char *format;  /* Excel number format, or NULL for the type's default */
-    double width;  /* characters, or 0 for Excel's default */
+    char *format;        /* Excel number format, or NULL for the type's default */
+    double width;        /* characters, or 0 for Excel's default */
     size_t lookup_index; /* for a lookup column: its index among the lookup columns */
 };
 
@@ -62,20 +62,20 @@ struct exw_job {
     size_t ncolumns;
     size_t nlookup_columns;
     enum exw_on_lookup_error on_lookup_error;
-    long result_ttl_s; /* -1 when the document does not say */
-    char *rows_key;    /* Redis list of rows, or NULL for inline rows */
+    long result_ttl_s;           /* -1 when the document does not say */
+    char *rows_key;              /* Redis list of rows, or NULL for inline rows */
     const struct exw_row **rows; /* inline rows, borrowed from the parsed document */
     size_t nrows;
-    struct cJSON *root; /* the parsed document; owns the inline rows */
+    struct cJSON *root;       /* the parsed document; owns the inline rows */
     struct exw_limits limits; /* the limits the job was parsed under */
 };
 
 /* What a failed parse means for the job. */
 enum exw_job_verdict {
     EXW_JOB_OK,
-    EXW_JOB_DEAD,        /* no usable id: the document goes to P:dead */
-    EXW_JOB_INVALID,     /* error_code invalid_job */
-    EXW_JOB_TOO_LARGE    /* error_code too_large */
+    EXW_JOB_DEAD,     /* no usable id: the document goes to P:dead */
+    EXW_JOB_INVALID,  /* error_code invalid_job */
+    EXW_JOB_TOO_LARGE /* error_code too_large */
 };
 
 /* Parses and validates the document of @len bytes. On success returns EXW_OK and
@@ -120,11 +120,11 @@ struct exw_datetime {
 
 struct exw_cell {
     enum exw_cell_kind kind;
-    double num;              /* NUMBER; BOOLEAN as 0 or 1 */
-    struct exw_datetime dt;  /* DATETIME (dates have 0:00:00) */
-    const char *str;         /* STRING: NUL-terminated text, borrowed or == owned */
-    char *owned;             /* heap copy freed by exw_cells_cleanup, or NULL */
-    char numbuf[32];         /* holds a formatted number when str points here */
+    double num;             /* NUMBER; BOOLEAN as 0 or 1 */
+    struct exw_datetime dt; /* DATETIME (dates have 0:00:00) */
+    const char *str;        /* STRING: NUL-terminated text, borrowed or == owned */
+    char *owned;            /* heap copy freed by exw_cells_cleanup, or NULL */
+    char numbuf[32];        /* holds a formatted number when str points here */
 };
 
 /* The lookup key of @row: *@key is borrowed from @row or formatted into @scratch;
@@ -147,9 +147,8 @@ EXW_MUST_CHECK exw_err exw_job_row_cells(const struct exw_job *job, const struct
  * job->nlookup_columns, each owning its text: free with exw_cells_cleanup).
  * A body that is not JSON, or a value of the wrong type, is EXW_EJSON with the
  * cause; a pointer to nothing or null gives an empty cell. Thread: any. */
-EXW_MUST_CHECK exw_err exw_job_lookup_cells(const struct exw_job *job, const char *body,
-                                            size_t len, struct exw_cell *out,
-                                            struct exw_errbuf *eb);
+EXW_MUST_CHECK exw_err exw_job_lookup_cells(const struct exw_job *job, const char *body, size_t len,
+                                            struct exw_cell *out, struct exw_errbuf *eb);
 
 /* Frees the text owned by @n cells and empties them. Thread: owner. */
 void exw_cells_cleanup(struct exw_cell *cells, size_t n);

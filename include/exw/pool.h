@@ -27,9 +27,8 @@ typedef void (*exw_pool_fini_fn)(void *thread_ctx, void *ud);
 
 /* Starts @nthreads threads. Fails with EXW_ENOMEM if a thread or its context
  * cannot be made (the ones started are stopped). Thread: main. */
-EXW_MUST_CHECK exw_err exw_pool_new(unsigned nthreads, exw_pool_init_fn init,
-                                    exw_pool_fini_fn fini, void *ud, struct exw_pool **out,
-                                    struct exw_errbuf *eb);
+EXW_MUST_CHECK exw_err exw_pool_new(unsigned nthreads, exw_pool_init_fn init, exw_pool_fini_fn fini,
+                                    void *ud, struct exw_pool **out, struct exw_errbuf *eb);
 
 /* Queues @t. On EXW_OK the pool owns @t until its done callback; EXW_ESHUTDOWN
  * when the pool is stopping (the caller keeps @t). Thread: any. */

@@ -17,8 +17,8 @@ struct exw_rq;
 /* Connects, authenticates and selects the database. @timeout_ms bounds the
  * connect and every command (blocking takes add their own wait). Thread: owner. */
 EXW_MUST_CHECK exw_err exw_rq_connect(const struct exw_redis_addr *addr, const char *prefix,
-                                      const char *worker_id, long timeout_ms,
-                                      struct exw_rq **out, struct exw_errbuf *eb);
+                                      const char *worker_id, long timeout_ms, struct exw_rq **out,
+                                      struct exw_errbuf *eb);
 void exw_rq_free(struct exw_rq *rq);
 
 /* Whether the connection has failed and must be replaced. Thread: owner. */
@@ -36,8 +36,8 @@ EXW_MUST_CHECK exw_err exw_rq_take(struct exw_rq *rq, double timeout_s, char **d
 
 /* What the status hash says before a start. */
 struct exw_rq_precheck {
-    int cancel;       /* cancel = 1 */
-    long attempts;    /* starts so far */
+    int cancel;    /* cancel = 1 */
+    long attempts; /* starts so far */
 };
 
 /* Reads cancel and attempts of job @id. Thread: owner. */
@@ -68,8 +68,8 @@ EXW_MUST_CHECK exw_err exw_rq_result_chunk(struct exw_rq *rq, const char *id, in
 
 /* How a job ends. */
 struct exw_rq_finish {
-    const char *id;            /* NULL for a dead letter without a usable id */
-    const char *doc;           /* the document as taken, to leave the processing list */
+    const char *id;  /* NULL for a dead letter without a usable id */
+    const char *doc; /* the document as taken, to leave the processing list */
     size_t doc_len;
     long ttl_ms;               /* of the status and result */
     int has_result;            /* rename the uploaded result into P:result:<id> */
@@ -77,16 +77,16 @@ struct exw_rq_finish {
     const char *dead_entry;    /* JSON to LPUSH on P:dead, or NULL */
     const char *const *fields; /* status field/value pairs */
     size_t nfields;
-    const char *const *stats;  /* P:stats field/increment pairs */
+    const char *const *stats; /* P:stats field/increment pairs */
     size_t nstats;
-    const char *event;         /* JSON for P:events, or NULL */
+    const char *event; /* JSON for P:events, or NULL */
 };
 
 /* Ends a job in one atomic script, only if its document is still in this
  * worker's processing list: *@owned is 0 when it was not (another worker took
  * the job over) and nothing was written. Thread: owner. */
-EXW_MUST_CHECK exw_err exw_rq_finish(struct exw_rq *rq, const struct exw_rq_finish *f,
-                                     int *owned, struct exw_errbuf *eb);
+EXW_MUST_CHECK exw_err exw_rq_finish(struct exw_rq *rq, const struct exw_rq_finish *f, int *owned,
+                                     struct exw_errbuf *eb);
 
 /* Puts a taken job back at the end of P:queue taken next, state queued, its
  * attempt not counted (shutdown). *@owned as for exw_rq_finish. Thread: owner. */

@@ -27,7 +27,8 @@ static void exercise_rows(const struct exw_job *job)
         if (exw_job_row_key(job, job->rows[i], i, scratch, &key, &eb) != EXW_OK)
             continue;
         if (exw_job_row_cells(job, job->rows[i], i, have_lookup ? lookup : NULL, cells, &eb) !=
-            EXW_OK && eb.msg[0] == '\0')
+                EXW_OK &&
+            eb.msg[0] == '\0')
             abort(); /* an error without a message */
     }
     if (have_lookup)
