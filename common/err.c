@@ -24,12 +24,28 @@ const char *exw_strerror(exw_err e)
 exw_err exw_errbuf_set(struct exw_errbuf *eb, exw_err rc, const char *fmt, ...)
 {
     va_list ap;
+    int n;
 
     if (eb == NULL)
         return rc;
     va_start(ap, fmt);
-    vsnprintf(eb->msg, sizeof(eb->msg), fmt, ap);
+    n = vsnprintf(eb->msg, sizeof(eb->msg), fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof(eb->msg)) {
+        /* Cut to whole UTF-8 characters: the text may go into a status hash
+         * that clients decode. */
+        size_t len = sizeof(eb->msg) - 1;
+        size_t start = len - 1;
+        unsigned char lead;
+        size_t need;
+
+        while (start > 0 && ((unsigned char)eb->msg[start] & 0xC0) == 0x80)
+            start--;
+        lead = (unsigned char)eb->msg[start];
+        need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+        if (start + need > len)
+            eb->msg[start] = '\0';
+    }
     return rc;
 }
 

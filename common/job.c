@@ -22,10 +22,7 @@
 #define MAX_RESULT_TTL 31536000L
 
 /* A row is a cJSON object; the struct only exists to keep cJSON out of sight. */
-static const cJSON *row_json(const struct exw_row *row)
-{
-    return (const cJSON *)(const void *)row;
-}
+static const cJSON *row_json(const struct exw_row *row) { return (const cJSON *)(const void *)row; }
 
 void exw_limits_default(struct exw_limits *l)
 {
@@ -42,10 +39,7 @@ static const char *const type_names[] = {
     [EXW_COL_BOOLEAN] = "boolean", [EXW_COL_DATE] = "date",     [EXW_COL_DATETIME] = "datetime",
 };
 
-const char *exw_col_type_name(enum exw_col_type t)
-{
-    return type_names[t];
-}
+const char *exw_col_type_name(enum exw_col_type t) { return type_names[t]; }
 
 const char *exw_col_type_default_format(enum exw_col_type t)
 {
@@ -145,6 +139,18 @@ static void describe(const cJSON *v, char *out, size_t outsz)
     }
 }
 
+/* The length of the longest prefix of @s, at most @max bytes, that does not
+ * end inside a UTF-8 sequence: for "%.*s" in error texts, which clients read as
+ * UTF-8. */
+static int utf8_prefix(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return (int)n;
+}
+
 /* ---- Dates ---- */
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
@@ -213,7 +219,8 @@ exw_err exw_parse_datetime(const char *s, int with_time, struct exw_datetime *ou
     memset(out, 0, sizeof(*out));
     if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
         !digits(&p, 2, &d))
-        return exw_errbuf_set(eb, EXW_EJSON, "expected a %s of the form %s", with_time ? "datetime" : "date", want);
+        return exw_errbuf_set(eb, EXW_EJSON, "expected a %s of the form %s",
+                              with_time ? "datetime" : "date", want);
     if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo))
         return exw_errbuf_set(eb, EXW_EJSON, "%.10s is not a calendar date", s);
     if (with_time) {
@@ -394,8 +401,9 @@ exw_err exw_job_row_key(const struct exw_job *job, const struct exw_row *row, si
         return EXW_OK;
     }
     describe(v, seen, sizeof(seen));
-    return exw_errbuf_set(eb, EXW_EJSON, "rows[%zu].%s: the lookup key must be text or a number, got %s",
-                          index, job->lookup_key, seen);
+    return exw_errbuf_set(eb, EXW_EJSON,
+                          "rows[%zu].%s: the lookup key must be text or a number, got %s", index,
+                          job->lookup_key, seen);
 }
 
 exw_err exw_job_row_cells(const struct exw_job *job, const struct exw_row *row, size_t index,
@@ -420,11 +428,11 @@ exw_err exw_job_row_cells(const struct exw_job *job, const struct exw_row *row, 
             continue;
         }
         v = cJSON_GetObjectItemCaseSensitive(row_json(row), col->field);
-        rc = type_value(v, col->type, job->limits.max_string_chars, 0, &cells[i], why,
-                        sizeof(why));
+        rc = type_value(v, col->type, job->limits.max_string_chars, 0, &cells[i], why, sizeof(why));
         if (rc != EXW_OK)
-            return exw_errbuf_set(eb, rc, "rows[%zu].%s (column \"%.40s\", %s): %s", index,
-                                  col->field, col->header, exw_col_type_name(col->type), why);
+            return exw_errbuf_set(eb, rc, "rows[%zu].%s (column \"%.*s\", %s): %s", index,
+                                  col->field, utf8_prefix(col->header, 40), col->header,
+                                  exw_col_type_name(col->type), why);
     }
     return EXW_OK;
 }
@@ -458,8 +466,9 @@ exw_err exw_job_lookup_cells(const struct exw_job *job, const char *body, size_t
         rc = type_value(v, col->type, job->limits.max_string_chars, 1, &out[col->lookup_index], why,
                         sizeof(why));
         if (rc != EXW_OK) {
-            rc = exw_errbuf_set(eb, EXW_EJSON, "%s (column \"%.40s\", %s): %s", col->pointer,
-                                col->header, exw_col_type_name(col->type), why);
+            rc = exw_errbuf_set(eb, EXW_EJSON, "%s (column \"%.*s\", %s): %s", col->pointer,
+                                utf8_prefix(col->header, 40), col->header,
+                                exw_col_type_name(col->type), why);
             goto out;
         }
     }
@@ -615,16 +624,16 @@ static exw_err parse_column(const cJSON *v, size_t i, const struct exw_limits *l
                               lim->max_header_chars);
     if ((field == NULL) == (pointer == NULL))
         return exw_errbuf_set(eb, EXW_EJSON,
-                              "%s: give exactly one of \"field\" (a row member) or \"lookup\" "
-                              "(a JSON Pointer into the lookup response)",
-                              path);
+                              "columns[%zu]: give exactly one of \"field\" (a row member) or "
+                              "\"lookup\" (a JSON Pointer into the lookup response)",
+                              i);
     if (field != NULL && field[0] == '\0')
         return exw_errbuf_set(eb, EXW_EJSON, "%sfield: must not be empty", path);
     if (pointer != NULL && !exw_json_pointer_valid(pointer))
         return exw_errbuf_set(eb, EXW_EJSON,
-                              "%slookup: \"%.60s\" is not a JSON Pointer (it starts with / and "
+                              "%slookup: \"%.*s\" is not a JSON Pointer (it starts with / and "
                               "escapes ~ as ~0 and / as ~1)",
-                              path, pointer);
+                              path, utf8_prefix(pointer, 60), pointer);
     col->type = EXW_COL_STRING;
     if (type != NULL) {
         for (t = 0; t < sizeof(type_names) / sizeof(type_names[0]); t++)
@@ -677,7 +686,8 @@ static exw_err parse_lookup(const cJSON *root, struct exw_job *job, struct exw_e
     cJSON_ArrayForEach(m, lookup)
     {
         if (strcmp(m->string, "service") != 0 && strcmp(m->string, "key") != 0) {
-            char *clean = exw_utf8_sanitize(m->string, strlen(m->string) > 40 ? 40 : strlen(m->string));
+            char *clean =
+                exw_utf8_sanitize(m->string, strlen(m->string) > 40 ? 40 : strlen(m->string));
 
             rc = exw_errbuf_set(eb, EXW_EJSON,
                                 "lookup.%s: unknown member (lookup takes only \"service\" and "
@@ -695,7 +705,8 @@ static exw_err parse_lookup(const cJSON *root, struct exw_job *job, struct exw_e
     if (service == NULL || service[0] == '\0')
         return exw_errbuf_set(eb, EXW_EJSON, "lookup.service: missing");
     if (key == NULL || key[0] == '\0')
-        return exw_errbuf_set(eb, EXW_EJSON, "lookup.key: missing (the row member holding the key)");
+        return exw_errbuf_set(eb, EXW_EJSON,
+                              "lookup.key: missing (the row member holding the key)");
     job->service = exw_xstrdup(service);
     job->lookup_key = exw_xstrdup(key);
     return EXW_OK;
@@ -784,8 +795,8 @@ static exw_err parse_fields(const cJSON *root, struct exw_job *job, const struct
     job->result_ttl_s = -1;
     v = cJSON_GetObjectItemCaseSensitive(root, "result_ttl");
     if (v != NULL && !cJSON_IsNull(v)) {
-        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
-            v->valuedouble < 1 || v->valuedouble > MAX_RESULT_TTL)
+        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1 ||
+            v->valuedouble > MAX_RESULT_TTL)
             return exw_errbuf_set(eb, EXW_EJSON, "result_ttl: must be whole seconds from 1 to %ld",
                                   MAX_RESULT_TTL);
         job->result_ttl_s = (long)v->valuedouble;
@@ -856,8 +867,8 @@ exw_err exw_job_parse(const char *doc, size_t len, const struct exw_limits *lim,
     if (!exw_utf8_valid(doc, len, &bad_at)) {
         *id = scan_id(doc, len);
         *verdict = EXW_JOB_INVALID;
-        rc = exw_errbuf_set(eb, EXW_EJSON, "the job document is not valid UTF-8 (byte %zu)",
-                            bad_at);
+        rc =
+            exw_errbuf_set(eb, EXW_EJSON, "the job document is not valid UTF-8 (byte %zu)", bad_at);
         goto out;
     }
     if (scan_depth(doc, len) > lim->max_depth) {
@@ -868,6 +879,13 @@ exw_err exw_job_parse(const char *doc, size_t len, const struct exw_limits *lim,
         goto out;
     }
     rc = exw_json_parse(doc, len, lim->max_depth, &root, eb);
+    if (rc == EXW_ELIMIT) {
+        /* Well-formed JSON that only our own limits refuse: fail it under its id. */
+        *id = scan_id(doc, len);
+        *verdict = EXW_JOB_INVALID;
+        rc = EXW_EJSON;
+        goto out;
+    }
     if (rc != EXW_OK)
         goto out;
     if (!cJSON_IsObject(root)) {
@@ -877,9 +895,10 @@ exw_err exw_job_parse(const char *doc, size_t len, const struct exw_limits *lim,
     }
     idv = cJSON_GetObjectItemCaseSensitive(root, "id");
     if (!cJSON_IsString(idv) || !exw_job_id_valid(idv->valuestring, strlen(idv->valuestring))) {
-        rc = exw_errbuf_set(eb, EXW_EJSON,
-                            idv == NULL ? "id: missing"
-                                        : "id: must be a string of 1 to 128 of A-Z a-z 0-9 . _ : -");
+        rc =
+            exw_errbuf_set(eb, EXW_EJSON,
+                           idv == NULL ? "id: missing"
+                                       : "id: must be a string of 1 to 128 of A-Z a-z 0-9 . _ : -");
         goto out;
     }
     *id = exw_xstrdup(idv->valuestring);
@@ -949,10 +968,7 @@ exw_err exw_row_parse(const struct exw_job *job, const char *text, size_t len, s
     return EXW_OK;
 }
 
-void exw_row_free(struct exw_row *row)
-{
-    cJSON_Delete((cJSON *)(void *)row);
-}
+void exw_row_free(struct exw_row *row) { cJSON_Delete((cJSON *)(void *)row); }
 
 char *exw_job_dead_entry(const char *doc, size_t len, const char *error, long long failed_at_ms)
 {

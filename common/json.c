@@ -169,7 +169,7 @@ static exw_err prescan(const char *buf, size_t len, int max_depth, struct exw_er
                 in_string = 0;
             } else if (u[i] == '\\') {
                 if (len - i >= 6 && memcmp(buf + i + 1, "u0000", 5) == 0)
-                    return exw_errbuf_set(eb, EXW_EJSON,
+                    return exw_errbuf_set(eb, EXW_ELIMIT,
                                           "string contains a NUL character at byte %zu", i);
                 i++; /* the escaped character cannot end the string */
             } else if (u[i] < 0x20) {
@@ -186,7 +186,7 @@ static exw_err prescan(const char *buf, size_t len, int max_depth, struct exw_er
         case '[':
         case '{':
             if (++depth > max_depth)
-                return exw_errbuf_set(eb, EXW_EJSON, "nesting deeper than %d levels at byte %zu",
+                return exw_errbuf_set(eb, EXW_ELIMIT, "nesting deeper than %d levels at byte %zu",
                                       max_depth, i);
             break;
         case ']':
@@ -277,10 +277,10 @@ exw_err exw_json_parse(const char *buf, size_t len, int max_depth, struct cJSON 
     case TREE_OK:
         break;
     case TREE_TOO_DEEP:
-        rc = exw_errbuf_set(eb, EXW_EJSON, "nesting deeper than %d levels", max_depth);
+        rc = exw_errbuf_set(eb, EXW_ELIMIT, "nesting deeper than %d levels", max_depth);
         break;
     case TREE_NUMBER_RANGE:
-        rc = exw_errbuf_set(eb, EXW_EJSON, "number out of range (beyond +-1.8e308)");
+        rc = exw_errbuf_set(eb, EXW_ELIMIT, "number out of range (beyond +-1.8e308)");
         break;
     }
 out:

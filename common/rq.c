@@ -735,27 +735,64 @@ exw_err exw_rq_recover(struct exw_rq *rq, long long *recovered, struct exw_errbu
     return rc;
 }
 
+/* KEYS: own processing list, queue. Emptied from its newest end, as recovery does. */
+static const char release_lua[] = "local moved = 0\n"
+                                  "while true do\n"
+                                  "  local doc = redis.call('LPOP', KEYS[1])\n"
+                                  "  if not doc then break end\n"
+                                  "  redis.call('RPUSH', KEYS[2], doc)\n"
+                                  "  moved = moved + 1\n"
+                                  "end\n"
+                                  "return moved\n";
+
+exw_err exw_rq_release_own(struct exw_rq *rq, long long *moved, struct exw_errbuf *eb)
+{
+    char *queue = key_of(rq, "queue", "");
+    struct args a;
+    redisReply *r;
+    exw_err rc;
+
+    *moved = 0;
+    args_init(&a);
+    args_add(&a, "EVAL");
+    args_add(&a, release_lua);
+    args_add(&a, "2");
+    args_add(&a, rq->processing);
+    args_add(&a, queue);
+    rc = run(rq, &a, "release", &r, eb);
+    args_cleanup(&a);
+    if (rc == EXW_OK) {
+        if (r->type == REDIS_REPLY_INTEGER)
+            *moved = r->integer;
+        freeReplyObject(r);
+    }
+    free(queue);
+    return rc;
+}
+
+/* KEYS: heartbeat, workers, own processing list. ARGV: worker id. */
+static const char deregister_lua[] =
+    "redis.call('DEL', KEYS[1])\n"
+    "if redis.call('LLEN', KEYS[3]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end\n"
+    "return 1\n";
+
 exw_err exw_rq_deregister(struct exw_rq *rq, struct exw_errbuf *eb)
 {
     char *workers = key_of(rq, "workers", "");
     char *beat = key_of(rq, "worker", rq->worker_id);
     struct args a;
-    exw_err rc = EXW_OK;
+    exw_err rc;
 
-    if (rq->broken) {
-        rc = exw_errbuf_set(eb, EXW_EREDIS, "deregister: connection broken");
-        goto out;
-    }
     args_init(&a);
-    args_add(&a, "SREM");
-    args_add(&a, workers);
-    args_add(&a, rq->worker_id);
-    append(rq, &a);
-    args_add(&a, "DEL");
+    args_add(&a, "EVAL");
+    args_add(&a, deregister_lua);
+    args_add(&a, "3");
     args_add(&a, beat);
-    append(rq, &a);
-    rc = read_pipeline(rq, 2, -1, NULL, eb);
-out:
+    args_add(&a, workers);
+    args_add(&a, rq->processing);
+    args_add(&a, rq->worker_id);
+    rc = run_simple(rq, &a, "deregister", eb);
+    args_cleanup(&a);
     free(workers);
     free(beat);
     return rc;

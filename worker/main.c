@@ -95,8 +95,25 @@ static int connect_at_start(struct worker *w)
     return 0;
 }
 
+/* Puts back what an earlier job left in this worker's processing list.
+ * Returns 1 when the list is known to be empty. */
+static int release_own(struct worker *w)
+{
+    struct exw_rq *rq = exw_worker_redis(w);
+    struct exw_errbuf eb;
+    long long moved = 0;
+
+    if (rq == NULL || exw_rq_release_own(rq, &moved, &eb) != EXW_OK)
+        return 0;
+    if (moved > 0)
+        EXW_LOG(EXW_LOG_WARN, "put %lld unfinished job(s) of this worker back on the queue", moved);
+    return 1;
+}
+
 static void serve(struct worker *w)
 {
+    int left_behind = 0;
+
     while (!exw_stop_requested) {
         struct exw_rq *rq = exw_worker_redis(w);
         struct exw_errbuf eb;
@@ -107,6 +124,13 @@ static void serve(struct worker *w)
             exw_sleep_ms(1000);
             continue;
         }
+        if (left_behind) {
+            if (!release_own(w)) {
+                exw_sleep_ms(1000);
+                continue;
+            }
+            left_behind = 0;
+        }
         if (exw_rq_take(rq, TAKE_WAIT_S, &doc, &len, &eb) != EXW_OK) {
             EXW_LOG(EXW_LOG_WARN, "taking a job failed: %s", eb.msg);
             continue;
@@ -114,9 +138,11 @@ static void serve(struct worker *w)
         if (doc == NULL)
             continue;
         atomic_store(&w->lease_lost, 0);
-        exw_run_job(w, doc, len);
+        left_behind = exw_run_job(w, doc, len);
         free(doc);
     }
+    if (left_behind)
+        release_own(w);
 }
 
 int main(int argc, char **argv)

@@ -115,6 +115,8 @@ struct exw_rq *exw_worker_redis(struct worker *w)
 static void event_json(const struct run *r, const char *state, int progress, char *out,
                        size_t outsz)
 {
+    if (progress < 0)
+        progress = 0;
     /* The id is of a safe alphabet (checked when parsed): no escaping needed. */
     snprintf(out, outsz, "{\"id\":\"%s\",\"state\":\"%s\",\"progress\":%d}", r->job->id, state,
              progress);
@@ -406,6 +408,9 @@ static void upload(struct run *r)
             goto out;
         }
         first = 0;
+        /* A cancel, the time limit or the shutdown grace still apply here. */
+        if (check(r, 0))
+            goto out;
     }
     if (ferror(f)) {
         set_outcome(r, OUT_FAILED, "internal", "reading back the workbook failed");
@@ -429,8 +434,10 @@ static void add_pair(const char **v, size_t *n, const char *name, const char *va
     v[(*n)++] = value;
 }
 
-/* Ends the job in Redis, retrying while Redis is away until the job's time is up. */
-static void finish(struct run *r, const char *state, const char *dead_entry)
+/* Ends the job in Redis, retrying for a while when Redis is away. Returns 1
+ * when this worker ended the job, 0 when another worker had taken it over, -1
+ * when it could not be recorded (the job is still in the processing list). */
+static int finish(struct run *r, const char *state, const char *dead_entry)
 {
     struct lookup_counts lc = {0};
     char now[24], rw[24], rt[24], lt[24], ld[24], lf[24], rb[24], ev[256];
@@ -467,7 +474,8 @@ static void finish(struct run *r, const char *state, const char *dead_entry)
         add_pair(fields, &nf, "lookups_total", lt);
         add_pair(fields, &nf, "lookups_done", ld);
         add_pair(fields, &nf, "lookups_failed", lf);
-        add_pair(fields, &nf, "filename", r->job->filename);
+        if (r->job->filename != NULL)
+            add_pair(fields, &nf, "filename", r->job->filename);
         if (succeeded) {
             snprintf(result_key, sizeof(result_key), "%s:result:%s", r->w->cfg->prefix, r->job->id);
             snprintf(rb, sizeof(rb), "%lld", r->result_bytes);
@@ -523,7 +531,7 @@ static void finish(struct run *r, const char *state, const char *dead_entry)
                     "gave up recording the job's end; it stays in %s:processing:%s "
                     "for recovery",
                     r->w->cfg->prefix, r->w->cfg->worker_id);
-            return;
+            return -1;
         }
         exw_sleep_ms(backoff);
         backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
@@ -533,16 +541,19 @@ static void finish(struct run *r, const char *state, const char *dead_entry)
                 "the job was taken over by another worker; its outcome here (%s) "
                 "is dropped",
                 state);
-        return;
+        return 0;
     }
     if (r->error_code != NULL)
         EXW_LOG(EXW_LOG_WARN, "job %s: %s: %s", state, r->error_code, r->error);
     else
         EXW_LOG(EXW_LOG_INFO, "job %s: %lld rows, %lld lookups (%lld requests), %lld bytes", state,
                 r->rows_written, lc.total, lc.requests, r->result_bytes);
+    return 1;
 }
 
-static void requeue(struct run *r)
+/* Returns 0 when the job could not be put back (it is still in the processing
+ * list), else 1. */
+static int requeue(struct run *r)
 {
     struct exw_rq *rq = exw_worker_redis(r->w);
     struct exw_errbuf eb;
@@ -550,13 +561,15 @@ static void requeue(struct run *r)
     int owned = 0;
 
     event_json(r, "queued", 0, ev, sizeof(ev));
-    if (rq == NULL || exw_rq_requeue(rq, r->job->id, r->doc, r->doc_len, ev, &owned, &eb) != EXW_OK)
-        EXW_LOG(EXW_LOG_ERROR,
-                "could not put the job back on the queue (%s); it stays in the "
-                "processing list for recovery",
+    if (rq == NULL ||
+        exw_rq_requeue(rq, r->job->id, r->doc, r->doc_len, ev, &owned, &eb) != EXW_OK) {
+        EXW_LOG(EXW_LOG_ERROR, "could not put the job back on the queue now (%s)",
                 rq ? eb.msg : "Redis unreachable");
-    else if (owned)
+        return 0;
+    }
+    if (owned)
         EXW_LOG(EXW_LOG_INFO, "job put back on the queue unfinished: %s", r->error);
+    return 1;
 }
 
 /* Starts the job: its status says running. Returns 0 if it must not run. */
@@ -659,7 +672,7 @@ static void cleanup(struct run *r)
     exw_job_free(r->job);
 }
 
-void exw_run_job(struct worker *w, const char *doc, size_t len)
+int exw_run_job(struct worker *w, const char *doc, size_t len)
 {
     const struct exw_config *cfg = w->cfg;
     struct run r = {.w = w, .doc = doc, .doc_len = len, .last_progress = -1};
@@ -668,6 +681,8 @@ void exw_run_job(struct worker *w, const char *doc, size_t len)
     struct exw_errbuf eb;
     char *id = NULL;
     char *dead = NULL;
+    int ended = 0; /* this worker recorded the job's end */
+    int left = 0;  /* the job may still be in the processing list */
 
     exw_limits_default(&lim);
     lim.max_job_bytes = (size_t)cfg->max_job_bytes;
@@ -677,7 +692,7 @@ void exw_run_job(struct worker *w, const char *doc, size_t len)
             EXW_LOG(EXW_LOG_WARN, "job document without a usable id goes to %s:dead: %s",
                     cfg->prefix, eb.msg);
             dead = exw_job_dead_entry(doc, len, eb.msg, (long long)exw_wall_ms());
-            finish(&r, "dead", dead);
+            ended = finish(&r, "dead", dead);
             goto out;
         }
         /* A job with an id fails under it; a stand-in job carries the id. */
@@ -685,12 +700,11 @@ void exw_run_job(struct worker *w, const char *doc, size_t len)
         r.job->id = id;
         id = NULL;
         r.job->result_ttl_s = -1;
-        r.job->filename = exw_xstrdup("");
         exw_log_set_job(r.job->id);
         exw_worker_set_job(w, r.job->id);
         set_outcome(&r, OUT_FAILED, verdict == EXW_JOB_TOO_LARGE ? "too_large" : "invalid_job",
                     "%s", eb.msg);
-        finish(&r, "failed", NULL);
+        ended = finish(&r, "failed", NULL);
         goto out;
     }
     exw_log_set_job(r.job->id);
@@ -715,32 +729,38 @@ void exw_run_job(struct worker *w, const char *doc, size_t len)
     }
     switch (r.outcome) {
     case OUT_SUCCEEDED:
-        finish(&r, "succeeded", NULL);
+        ended = finish(&r, "succeeded", NULL);
         break;
     case OUT_CANCELLED:
         EXW_LOG(EXW_LOG_INFO, "job cancelled");
-        finish(&r, "cancelled", NULL);
+        ended = finish(&r, "cancelled", NULL);
         break;
     case OUT_FAILED:
         if (strcmp(r.error_code, "too_many_attempts") == 0)
             dead = exw_job_dead_entry(doc, len, r.error, (long long)exw_wall_ms());
-        finish(&r, "failed", dead);
+        ended = finish(&r, "failed", dead);
         break;
     case OUT_REQUEUE:
-        requeue(&r);
+        left = !requeue(&r);
         break;
     case OUT_LOST:
     case OUT_NONE:
-        EXW_LOG(EXW_LOG_ERROR, "job left for recovery by another worker: %s", r.error);
+        EXW_LOG(EXW_LOG_ERROR, "job abandoned here (%s); it goes back on the queue", r.error);
+        left = 1;
         break;
     }
 out:
     cleanup(&r);
     free(id);
     free(dead);
-    pthread_mutex_lock(&w->mu);
-    w->jobs_done++;
-    pthread_mutex_unlock(&w->mu);
+    if (ended < 0)
+        left = 1;
+    if (ended > 0) {
+        pthread_mutex_lock(&w->mu);
+        w->jobs_done++;
+        pthread_mutex_unlock(&w->mu);
+    }
     exw_worker_set_job(w, NULL);
     exw_log_set_job(NULL);
+    return left;
 }

@@ -71,9 +71,11 @@ void exw_lookups_counts(struct lookups *l, struct lookup_counts *out);
 
 /* ---- runner.c: one job from the queue to its end ---- */
 
-/* Runs the job document @doc that was just taken. Never fails: every outcome
- * ends the job in Redis (or leaves it for recovery when Redis is gone). */
-void exw_run_job(struct worker *w, const char *doc, size_t len);
+/* Runs the job document @doc that was just taken and ends it in Redis. Returns
+ * 1 when its end could not be recorded (Redis away, or its lease lost) and the
+ * document may still be in this worker's processing list, for the caller to
+ * put back with exw_rq_release_own. */
+int exw_run_job(struct worker *w, const char *doc, size_t len);
 
 /* The main thread's Redis connection, remade when broken; NULL while Redis
  * cannot be reached (logged once per change). */

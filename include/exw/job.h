@@ -81,8 +81,8 @@ enum exw_job_verdict {
 /* Parses and validates the document of @len bytes. On success returns EXW_OK and
  * *@out (caller frees with exw_job_free). On failure *@out is NULL, *@verdict says
  * how the job ends, *@id is the job's id when one could be read (caller frees,
- * else NULL) and @eb names the field and what is wrong. @prefix is the key prefix
- * that rows_key must begin with. Thread: any. */
+ * else NULL; it is set on success too) and @eb names the field and what is wrong. @prefix is the
+ * key prefix that rows_key must begin with. Thread: any. */
 EXW_MUST_CHECK exw_err exw_job_parse(const char *doc, size_t len, const struct exw_limits *lim,
                                      const char *prefix, struct exw_job **out,
                                      enum exw_job_verdict *verdict, char **id,

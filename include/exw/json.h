@@ -17,8 +17,10 @@ struct cJSON;
  * invalid UTF-8, nesting deeper than @max_depth (arrays and objects counted; a
  * top-level scalar is depth 0), the escape \u0000 and raw control characters
  * in strings (cJSON would cut or keep them), and numbers beyond a double's
- * range. The caller owns *@out (cJSON_Delete). On error, EXW_EJSON: *@out is
- * NULL and @eb says what and at which byte offset where one is known.
+ * range. The caller owns *@out (cJSON_Delete). On error *@out is NULL and @eb
+ * says what and at which byte offset where one is known; the code is
+ * EXW_ELIMIT for well-formed JSON over the worker's own limits (nesting, the
+ * escape \u0000, a number beyond a double) and EXW_EJSON for anything else.
  * Thread: any (parses are serialised on an internal lock). */
 EXW_MUST_CHECK exw_err exw_json_parse(const char *buf, size_t len, int max_depth,
                                       struct cJSON **out, struct exw_errbuf *eb);

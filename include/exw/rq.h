@@ -127,7 +127,14 @@ EXW_MUST_CHECK exw_err exw_rq_heartbeat(struct exw_rq *rq, const struct exw_rq_b
 EXW_MUST_CHECK exw_err exw_rq_recover(struct exw_rq *rq, long long *recovered,
                                       struct exw_errbuf *eb);
 
-/* Leaves P:workers and deletes the heartbeat. Thread: owner. */
+/* Puts every job still in this worker's own processing list back on P:queue
+ * (a job whose end could not be recorded). *@moved counts them. Thread: owner. */
+EXW_MUST_CHECK exw_err exw_rq_release_own(struct exw_rq *rq, long long *moved,
+                                          struct exw_errbuf *eb);
+
+/* Deletes the heartbeat and leaves P:workers, unless jobs are still in this
+ * worker's processing list: then it stays registered, so that recovery puts
+ * them back once the heartbeat is gone. Thread: owner. */
 EXW_MUST_CHECK exw_err exw_rq_deregister(struct exw_rq *rq, struct exw_errbuf *eb);
 
 #endif
