@@ -105,6 +105,7 @@ static const struct choice log_levels[] = {
 static int check_prefix(const char *value, char *why, size_t why_size);
 static int check_worker_id(const char *value, char *why, size_t why_size);
 static int check_tmpdir(const char *value, char *why, size_t why_size);
+static int check_ca_file(const char *value, char *why, size_t why_size);
 static char *default_worker_id(char **envp);
 static char *default_tmpdir(char **envp);
 
@@ -146,6 +147,18 @@ static const struct setting settings[] = {
                  2147483647),
      .help = "Largest job document accepted (the default is 64 MiB); a larger one\n"
              "fails with too_large."},
+    {INT_SETTING("EXPORT_MAX_ROWS", "--max-rows", "N", max_rows, 10000000, 1, 1000000000),
+     .help = "Most rows one job may have, inline or in its rows_key list; more is\n"
+             "invalid_job."},
+    {INT_SETTING("EXPORT_MAX_COLUMNS", "--max-columns", "N", max_columns, 16384, 1, 16384),
+     .help = "Most columns one job may have (Excel's limit is the default)."},
+    {INT_SETTING("EXPORT_MAX_HEADER_CHARS", "--max-header-chars", "N", max_header_chars, 255, 1,
+                 32767),
+     .help = "Longest column header, in characters."},
+    {INT_SETTING("EXPORT_MAX_STRING_CHARS", "--max-string-chars", "N", max_string_chars, 32767, 1,
+                 32767),
+     .help = "Longest text cell, in characters (Excel's limit is the default); a longer\n"
+             "value in a row is invalid_job, in a lookup response a lookup error."},
     {INT_SETTING("EXPORT_BATCH_ROWS", "--batch-rows", "N", batch_rows, 4096, 1, 1000000),
      .help = "Rows buffered ahead of the workbook writer."},
     {INT_SETTING("EXPORT_MAX_SHEET_ROWS", "--max-sheet-rows", "N", max_sheet_rows, 1048576, 2,
@@ -172,6 +185,11 @@ static const struct setting settings[] = {
                  1048576, 1024, 1073741824),
      .help = "Largest lookup response body (the default is 1 MiB); a larger one is a\n"
              "lookup error for that key."},
+    {STRING_SETTING("EXPORT_TLS_CA_FILE", "--tls-ca-file", "FILE", tls_ca_file, NULL, 1, 1024),
+     .check = check_ca_file, .shown_default = "the system's CA certificates",
+     .help = "PEM file of the certificate authorities that https lookup services are\n"
+             "checked against, for services with certificates of a private CA.\n"
+             "Certificates are always verified."},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -432,6 +450,21 @@ static int check_worker_id(const char *value, char *why, size_t why_size)
         }
     }
     return 0;
+}
+
+static int check_ca_file(const char *value, char *why, size_t why_size)
+{
+    FILE *f = fopen(value, "r");
+
+    if (f == NULL) {
+        char shown[SHOW_PATH_MAX];
+
+        show(value, shown, sizeof(shown));
+        snprintf(why, why_size, "cannot read %s", shown);
+        return 0;
+    }
+    fclose(f);
+    return 1;
 }
 
 static int check_tmpdir(const char *value, char *why, size_t why_size)
@@ -1276,6 +1309,8 @@ exw_err exw_config_load(struct exw_config *c, char **envp, int argc, char **argv
             *(long *)field(c, s) = s->def;
             continue;
         }
+        if (text == NULL && s->sdef == NULL && s->make_default == NULL)
+            continue; /* an optional setting left unset */
         if (text == NULL)
             text = s->sdef ? s->sdef : (computed = s->make_default(envp));
         apply_setting(c, s, text, label, &errs);
@@ -1305,6 +1340,7 @@ void exw_config_cleanup(struct exw_config *c)
     free(c->prefix);
     free(c->worker_id);
     free(c->tmpdir);
+    free(c->tls_ca_file);
     for (i = 0; i < c->nservices; i++) {
         wipe_free(c->services[i].url);
         wipe_free(c->services[i].auth);
@@ -1401,6 +1437,8 @@ char *exw_config_describe(const struct exw_config *c)
 
     for (i = 0; i < NSETTINGS; i++) {
         s = &settings[i];
+        if (s->type == SET_STRING && *(char *const *)field_const(c, s) == NULL)
+            continue; /* an optional setting left unset */
         sb_printf(&b, "%s%s=", i > 0 ? " " : "", s->flag + 2);
         switch (s->type) {
         case SET_INT:

@@ -27,10 +27,7 @@ exw_err exw_http_global_init(void)
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? EXW_OK : EXW_ENOMEM;
 }
 
-void exw_http_global_cleanup(void)
-{
-    curl_global_cleanup();
-}
+void exw_http_global_cleanup(void) { curl_global_cleanup(); }
 
 exw_err exw_http_new(struct exw_http **out, struct exw_errbuf *eb)
 {
@@ -62,10 +59,7 @@ void exw_http_response_init(struct exw_http_response *r, size_t max_body)
     exw_buf_init(&r->body, max_body);
 }
 
-void exw_http_response_cleanup(struct exw_http_response *r)
-{
-    exw_buf_cleanup(&r->body);
-}
+void exw_http_response_cleanup(struct exw_http_response *r) { exw_buf_cleanup(&r->body); }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
@@ -186,6 +180,11 @@ exw_err exw_http_get(struct exw_http *h, const struct exw_http_request *req,
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &tr);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+    /* Certificates are always verified (curl's default, kept explicit). */
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (req->ca_file != NULL)
+        curl_easy_setopt(c, CURLOPT_CAINFO, req->ca_file);
     if (req->max_body > 0)
         curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body);
     if (headers != NULL)

@@ -37,6 +37,7 @@ struct lookups {
     const struct exw_job *job;
     const struct exw_service *svc;
     size_t max_response_bytes;
+    const char *ca_file;
     int64_t deadline_ms;
     atomic_int abort;
     atomic_llong requests;
@@ -155,6 +156,7 @@ static void run_lookup(struct exw_task *task, void *thread_ctx)
             .auth = svc->auth,
             .timeout_ms = left < svc->timeout_ms ? (long)left : svc->timeout_ms,
             .max_body = l->max_response_bytes,
+            .ca_file = l->ca_file,
             .abort_fn = should_abort,
             .abort_ud = l,
         };
@@ -257,7 +259,7 @@ static void lookup_done(struct exw_task *task, exw_err rc)
 }
 
 struct lookups *exw_lookups_new(struct exw_pool *pool, const struct exw_job *job,
-                                const struct exw_service *svc, size_t max_response_bytes,
+                                const struct exw_service *svc, const struct exw_config *cfg,
                                 int64_t deadline_ms)
 {
     struct lookups *l = exw_xcalloc(1, sizeof(*l));
@@ -265,7 +267,8 @@ struct lookups *exw_lookups_new(struct exw_pool *pool, const struct exw_job *job
     l->pool = pool;
     l->job = job;
     l->svc = svc;
-    l->max_response_bytes = max_response_bytes;
+    l->max_response_bytes = (size_t)cfg->max_response_bytes;
+    l->ca_file = cfg->tls_ca_file;
     l->deadline_ms = deadline_ms;
     atomic_init(&l->abort, 0);
     atomic_init(&l->requests, 0);

@@ -686,6 +686,10 @@ int exw_run_job(struct worker *w, const char *doc, size_t len)
 
     exw_limits_default(&lim);
     lim.max_job_bytes = (size_t)cfg->max_job_bytes;
+    lim.max_rows = (size_t)cfg->max_rows;
+    lim.max_columns = (size_t)cfg->max_columns;
+    lim.max_header_chars = (size_t)cfg->max_header_chars;
+    lim.max_string_chars = (size_t)cfg->max_string_chars;
     r.deadline = exw_mono_ms() + cfg->job_timeout_s * 1000;
     if (exw_job_parse(doc, len, &lim, cfg->prefix, &r.job, &verdict, &id, &eb) != EXW_OK) {
         if (verdict == EXW_JOB_DEAD || id == NULL) {
@@ -711,8 +715,7 @@ int exw_run_job(struct worker *w, const char *doc, size_t len)
     exw_worker_set_job(w, r.job->id);
     if (start(&r)) {
         r.last_progress = 0;
-        r.lookups =
-            exw_lookups_new(w->pool, r.job, r.svc, (size_t)cfg->max_response_bytes, r.deadline);
+        r.lookups = exw_lookups_new(w->pool, r.job, r.svc, cfg, r.deadline);
         produce(&r);
         if (r.outcome == OUT_NONE) {
             exw_err rc = exw_xlsx_close(r.xlsx, &eb);

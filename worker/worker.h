@@ -40,7 +40,7 @@ void exw_lookup_thread_fini(void *ctx, void *ud);
 
 /* One job's lookups against @svc, which ends at @deadline_ms (monotonic). */
 struct lookups *exw_lookups_new(struct exw_pool *pool, const struct exw_job *job,
-                                const struct exw_service *svc, size_t max_response_bytes,
+                                const struct exw_service *svc, const struct exw_config *cfg,
                                 int64_t deadline_ms);
 
 /* Stops the job's lookups still queued or running, waits for all of them to come

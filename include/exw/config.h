@@ -50,6 +50,11 @@ struct exw_config {
     long batch_rows;         /* EXPORT_BATCH_ROWS: rows buffered ahead of the writer */
     long max_response_bytes; /* EXPORT_MAX_RESPONSE_BYTES: lookup body cap */
     long max_sheet_rows;     /* EXPORT_MAX_SHEET_ROWS: rows per sheet, header included */
+    long max_rows;           /* EXPORT_MAX_ROWS */
+    long max_columns;        /* EXPORT_MAX_COLUMNS */
+    long max_header_chars;   /* EXPORT_MAX_HEADER_CHARS */
+    long max_string_chars;   /* EXPORT_MAX_STRING_CHARS */
+    char *tls_ca_file;       /* EXPORT_TLS_CA_FILE, or NULL for the system's CAs */
     struct exw_service services[EXW_MAX_SERVICES];
     size_t nservices;
 };

@@ -26,6 +26,7 @@ struct exw_http_request {
     const char *auth;           /* Authorization header value, or NULL */
     long timeout_ms;            /* total time for the request, connect included */
     size_t max_body;            /* larger bodies fail with EXW_ELIMIT */
+    const char *ca_file;        /* PEM CA bundle for https, or NULL for the system's */
     exw_http_abort_fn abort_fn; /* may be NULL */
     void *abort_ud;
 };

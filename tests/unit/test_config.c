@@ -941,7 +941,8 @@ static void test_describe(void **state)
     snprintf(want, n,
              "redis-url=redis://al%%20ice:***@[::1]:6380/2 prefix=export worker-id=w1"
              " heartbeat-ttl-ms=6000 max-attempts=3 job-timeout=900 shutdown-grace=8"
-             " result-ttl=86400 max-job-bytes=67108864 batch-rows=4096"
+             " result-ttl=86400 max-job-bytes=67108864 max-rows=10000000"
+             " max-columns=16384 max-header-chars=255 max-string-chars=32767 batch-rows=4096"
              " max-sheet-rows=1048576 tmpdir=%s"
              " log-format=text log-level=info pool-size=32 max-response-bytes=1048576"
              " service.A.url=https://***@a/{key} service.A.auth=***"
