@@ -54,6 +54,7 @@ void exw_http_free(struct exw_http *h)
 
 void exw_http_response_init(struct exw_http_response *r, size_t max_body)
 {
+    r->sent = 0;
     r->status = 0;
     r->retry_after_s = -1;
     exw_buf_init(&r->body, max_body);
@@ -98,6 +99,17 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
             tr->resp->retry_after_s = secs;
     }
     return n;
+}
+
+/* Counts the requests that actually went out, curl's own resend included. */
+static int on_debug(CURL *c, curl_infotype type, char *data, size_t size, void *ud)
+{
+    struct transfer *tr = ud;
+
+    (void)c;
+    if (type == CURLINFO_HEADER_OUT && size >= 4 && memcmp(data, "GET ", 4) == 0)
+        tr->resp->sent++;
+    return 0;
 }
 
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -147,6 +159,7 @@ exw_err exw_http_get(struct exw_http *h, const struct exw_http_request *req,
 
     resp->status = 0;
     resp->retry_after_s = -1;
+    resp->sent = 0;
     exw_buf_reset(&resp->body);
     curl_easy_reset(c);
     h->errbuf[0] = '\0';
@@ -179,6 +192,11 @@ exw_err exw_http_get(struct exw_http *h, const struct exw_http_request *req,
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &tr);
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, req->fresh_connect ? 1L : 0L);
+    /* Verbose output goes to on_debug only, never to stderr. */
+    curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(c, CURLOPT_DEBUGDATA, &tr);
+    curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
     /* Certificates are always verified (curl's default, kept explicit). */
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);

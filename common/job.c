@@ -712,6 +712,15 @@ static exw_err parse_lookup(const cJSON *root, struct exw_job *job, struct exw_e
     return EXW_OK;
 }
 
+/* Whether @key names a list the job may use: one under the key prefix. */
+static int rows_key_valid(const char *key, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+
+    return strncmp(key, prefix, plen) == 0 && key[plen] == ':' && strlen(key) <= 1024 &&
+           !has_control_chars(key);
+}
+
 static exw_err parse_rows(const cJSON *root, struct exw_job *job, const struct exw_limits *lim,
                           const char *prefix, struct exw_errbuf *eb)
 {
@@ -724,12 +733,9 @@ static exw_err parse_rows(const cJSON *root, struct exw_job *job, const struct e
     if (rc != EXW_OK)
         return rc;
     if (rows_key != NULL) {
-        size_t plen = strlen(prefix);
-
         if (rows != NULL && !cJSON_IsNull(rows))
             return exw_errbuf_set(eb, EXW_EJSON, "rows, rows_key: give one of them, not both");
-        if (strncmp(rows_key, prefix, plen) != 0 || rows_key[plen] != ':' ||
-            strlen(rows_key) > 1024 || has_control_chars(rows_key))
+        if (!rows_key_valid(rows_key, prefix))
             return exw_errbuf_set(eb, EXW_EJSON,
                                   "rows_key: must be the name of a Redis list beginning with "
                                   "\"%s:\"",
@@ -987,4 +993,20 @@ char *exw_job_dead_entry(const char *doc, size_t len, const char *error, long lo
     if (text == NULL)
         exw_assert_fail("cJSON could not allocate a dead-letter entry", __FILE__, __LINE__);
     return text;
+}
+
+char *exw_job_rows_key_of(const char *doc, size_t len, const struct exw_limits *lim,
+                          const char *prefix)
+{
+    cJSON *root = NULL;
+    const cJSON *v;
+    char *key = NULL;
+
+    if (len > lim->max_job_bytes || exw_json_parse(doc, len, lim->max_depth, &root, NULL) != EXW_OK)
+        return NULL;
+    v = cJSON_GetObjectItemCaseSensitive(root, "rows_key");
+    if (cJSON_IsString(v) && rows_key_valid(v->valuestring, prefix))
+        key = exw_xstrdup(v->valuestring);
+    cJSON_Delete(root);
+    return key;
 }

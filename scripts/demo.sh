@@ -53,7 +53,8 @@ if ! exw_build build >"$dir/build.log" 2>&1; then
     exit 1
 fi
 
-echo "==> starting redis-server, the mock lookup service (${latency_ms} ms) and the worker (pool ${pool})"
+echo "==> starting redis-server, the mock lookup service (${latency_ms} ms)" \
+    "and the worker (pool ${pool})"
 exw_start_redis "$dir"
 exw_start_mock "$(exw_find_bin build export-mock-lookup)" "$dir" --latency-ms "$latency_ms"
 

@@ -66,10 +66,11 @@ def show(cell):
         return ""
     if isinstance(v, datetime.datetime):
         return v.strftime("%Y-%m-%d")
-    if isinstance(v, float) and cell.number_format.endswith("%"):
-        return "%.2f%%" % (v * 100)
-    if isinstance(v, float):
-        return "%.2f" % v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if cell.number_format.endswith("%"):
+            return "%.2f%%" % (v * 100)
+        if "0.00" in cell.number_format:
+            return "{:,.2f}".format(v)
     return str(v)
 
 

@@ -157,10 +157,14 @@ static void run_lookup(struct exw_task *task, void *thread_ctx)
             .timeout_ms = left < svc->timeout_ms ? (long)left : svc->timeout_ms,
             .max_body = l->max_response_bytes,
             .ca_file = l->ca_file,
+            /* On the last try a fresh connection: curl never resends on one, so
+             * a key gets at most RETRIES + 1 requests. */
+            .fresh_connect = attempt == svc->retries,
             .abort_fn = should_abort,
             .abort_ud = l,
         };
         int64_t wait_ms;
+        long sent;
         exw_err rc;
 
         if (atomic_load(&l->abort)) {
@@ -172,9 +176,13 @@ static void run_lookup(struct exw_task *task, void *thread_ctx)
             goto out;
         }
         rc = exw_http_get(t->http, &req, &resp, &eb);
-        atomic_fetch_add(&l->requests, 1);
+        /* A refused connection is an attempt too; a silent resend by curl uses
+         * up one of ours. */
+        sent = resp.sent > 0 ? resp.sent : 1;
+        atomic_fetch_add(&l->requests, sent);
         if (attempt == 0)
             atomic_fetch_add(&l->reached, 1);
+        attempt += sent - 1;
         if (rc == EXW_OK && resp.status == 200) {
             e->cells = exw_xcalloc(l->job->nlookup_columns ? l->job->nlookup_columns : 1,
                                    sizeof(*e->cells));
@@ -201,7 +209,7 @@ static void run_lookup(struct exw_task *task, void *thread_ctx)
             if (rc != EXW_ETIMEOUT && rc != EXW_EHTTP)
                 goto out; /* a body over the cap or no memory: retrying will not help */
         }
-        if (attempt == svc->retries)
+        if (attempt >= svc->retries)
             break;
         /* Full jitter (AWS architecture blog): a random wait up to the
          * exponential bound, so that many keys failing at once do not retry in

@@ -704,6 +704,7 @@ int exw_run_job(struct worker *w, const char *doc, size_t len)
         r.job->id = id;
         id = NULL;
         r.job->result_ttl_s = -1;
+        r.job->rows_key = exw_job_rows_key_of(doc, len, &lim, cfg->prefix);
         exw_log_set_job(r.job->id);
         exw_worker_set_job(w, r.job->id);
         set_outcome(&r, OUT_FAILED, verdict == EXW_JOB_TOO_LARGE ? "too_large" : "invalid_job",

@@ -27,6 +27,7 @@ struct exw_http_request {
     long timeout_ms;            /* total time for the request, connect included */
     size_t max_body;            /* larger bodies fail with EXW_ELIMIT */
     const char *ca_file;        /* PEM CA bundle for https, or NULL for the system's */
+    int fresh_connect;          /* use a new connection, not a kept-alive one */
     exw_http_abort_fn abort_fn; /* may be NULL */
     void *abort_ud;
 };
@@ -34,6 +35,8 @@ struct exw_http_request {
 struct exw_http_response {
     long status;         /* HTTP status, 0 when none arrived */
     long retry_after_s;  /* Retry-After in seconds, or -1 */
+    int sent;            /* times the request went out: curl silently resends once
+                            when a kept-alive connection dies unanswered */
     struct exw_buf body; /* owned by the caller: exw_buf_cleanup */
 };
 

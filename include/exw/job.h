@@ -88,6 +88,12 @@ EXW_MUST_CHECK exw_err exw_job_parse(const char *doc, size_t len, const struct e
                                      enum exw_job_verdict *verdict, char **id,
                                      struct exw_errbuf *eb);
 
+/* The rows_key of a document that failed to parse, when it has a usable one
+ * (a string naming a key under @prefix), so that the list can still be deleted
+ * as the job ends; else NULL. Caller frees. Thread: any. */
+char *exw_job_rows_key_of(const char *doc, size_t len, const struct exw_limits *lim,
+                          const char *prefix);
+
 /* Frees the job and its document; NULL is a no-op. Thread: owner. */
 void exw_job_free(struct exw_job *job);
 

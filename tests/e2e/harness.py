@@ -419,6 +419,7 @@ class E2ETest(unittest.TestCase):
         self.outside_keys = set()  # keys outside P: the test itself wrote
         self._exw_logs = []
         self._nworkers = 0
+        self._at_end = []  # callables run after the workers and mocks are stopped
         self.addCleanup(self._stop_everything)
 
     # -- keys ---------------------------------------------------------------
@@ -449,7 +450,8 @@ class E2ETest(unittest.TestCase):
         env = {
             "EXPORT_REDIS_URL": self.redis_url,
             "EXPORT_PREFIX": self.prefix,
-            "EXPORT_WORKER_ID": "%s-w%d" % (self.prefix, self._nworkers),
+            "EXPORT_WORKER_ID": "%s-w%d" % (re.sub(r"[^A-Za-z0-9._:-]", "", self.prefix),
+                                            self._nworkers),
             "EXPORT_LOG_FORMAT": "json",
             "EXPORT_LOG_LEVEL": "info",
         }
@@ -461,6 +463,39 @@ class E2ETest(unittest.TestCase):
             else:
                 env[k] = str(v)
         return env
+
+    def start_redis_unix(self):
+        """A second redis-server, on a unix socket only: its path. Stopped after
+        the workers, at the end of the test."""
+        sock = os.path.join(self.tmp, "redis.sock")
+        log = open(os.path.join(self.tmp, "redis-unix.log"), "wb")
+        proc = subprocess.Popen(
+            [shutil.which("redis-server", path="/usr/bin:/usr/sbin:/bin") or "redis-server",
+             "--port", "0", "--unixsocket", sock, "--unixsocketperm", "700", "--save", "",
+             "--appendonly", "no", "--dir", self.tmp],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_die_with_parent)
+
+        def stop():
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+        self._at_end.append(stop)
+        client = redis.Redis(unix_socket_path=sock)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.RedisError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError("redis-server on %s did not start" % sock)
+                time.sleep(0.05)
+        client.close()
+        return sock
 
     def start_worker(self, mock=None, env=None, args=(), **overrides):
         """Starts a worker (against @mock's service "tether" if given).
@@ -485,9 +520,26 @@ class E2ETest(unittest.TestCase):
                            preexec_fn=_die_with_parent)
         return p.returncode, p.stdout.decode("utf-8", "replace")
 
+    def wait_registered(self, worker, timeout=5):
+        """Waits until @worker is in P:workers: it has set its signal handlers by
+        then (a SIGTERM before main() runs kills any program)."""
+        deadline = time.monotonic() + timeout
+        while worker.running() and time.monotonic() < deadline:
+            try:
+                if worker.id is None:
+                    if time.monotonic() - worker.started > 0.5:
+                        return
+                elif self.r.sismember(self.key("workers"), worker.id):
+                    return
+            except redis.RedisError:
+                return
+            time.sleep(0.02)
+
     def _stop_everything(self):
         problems = []
         for w in self.workers:
+            if w.running() and w.expect_clean_exit:
+                self.wait_registered(w)
             rc, took = w.stop()
             self._exw_logs.append(("worker %s (pid %d) stderr" % (w.id, w.pid), w.log()))
             if w.expect_clean_exit and rc != 0:
@@ -505,6 +557,7 @@ class E2ETest(unittest.TestCase):
                      and k.decode("utf-8", "replace") not in self.outside_keys]
             if stray:
                 problems.append("keys written outside the prefix %s: %s" % (self.prefix, stray))
+                self.r.delete(*stray)
             for k in self.r.scan_iter(match=self.prefix + ":*", count=1000):
                 self.r.delete(k)
             for k in self.outside_keys:
@@ -512,6 +565,8 @@ class E2ETest(unittest.TestCase):
             self.r.close()
         except redis.RedisError as e:
             problems.append("redis cleanup: %s" % e)
+        for fn in reversed(self._at_end):
+            fn()
         shutil.rmtree(self.tmp, ignore_errors=True)
         if problems:
             self.fail("; ".join(problems))

@@ -8,7 +8,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import E2ETest, mock_body, sha256  # noqa: E402
+from harness import E2ETest, sha256  # noqa: E402
 
 NROWS = 100
 NKEYS = 80  # rows share keys: each key is looked up once

@@ -3,7 +3,9 @@ precision, empty cells, unicode, row order and lookup keys that need escaping.""
 
 import json
 import os
+import re
 import sys
+from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -12,6 +14,17 @@ from harness import E2ETest, mock_body  # noqa: E402
 FORMULA_LIKE = ["=1+2", "+SUM(A1)", "-3", "@cmd", "\tx", "\rx", "=HYPERLINK(\"http://x\")",
                 "=", "'quoted", "0042", "1e5", "TRUE", "  padded  ", "a\nb", "x\r\ny",
                 "<b>&amp;</b>", "DDE|cmd!A0"]
+
+
+def recorded_targets(path):
+    """The raw request targets the mock's --record file holds."""
+    with open(path, "rb") as f:
+        return [line.split(b"\t", 1)[0].decode("ascii") for line in f if line.strip()]
+
+
+def normalize_pct(target):
+    """Upper-cases percent-encoded hex digits (RFC 3986: equivalent either way)."""
+    return re.sub(r"%[0-9a-fA-F]{2}", lambda m: m.group(0).upper(), target)
 
 
 class Cells(E2ETest):
@@ -139,7 +152,8 @@ class Cells(E2ETest):
         self.assertEqual(got, [(k, "row-%05d" % k) for k in order])
 
     def test_lookup_keys_are_escaped_into_one_query_value(self):
-        mock = self.start_mock()
+        record = os.path.join(self.tmp, "record.tsv")
+        mock = self.start_mock("--record", record)
         self.start_worker(mock)
         keys = ["plain", "with space", "a/b", "a&b=c", "100%", "+plus+", "?q#h", "é中",
                 "semi;colon", "tilde~dot.under_score-dash", "x" * 300]
@@ -153,6 +167,22 @@ class Cells(E2ETest):
         for i, k in enumerate(keys):
             self.assertEqual(ws.cell(row=i + 2, column=3).value, mock_body(k)["name"], k)
         self.assertEqual(mock.lookups(), len(keys))
+        # Every byte outside A-Z a-z 0-9 - . _ ~ percent-encoded, nothing else.
+        self.assertEqual(sorted(normalize_pct(t) for t in recorded_targets(record)),
+                         sorted("/contract/?sn=" + quote(k, safe="") for k in keys))
+
+    def test_lookup_key_as_one_path_segment(self):
+        record = os.path.join(self.tmp, "record.tsv")
+        mock = self.start_mock("--record", record)
+        self.start_worker(mock, EXPORT_SERVICE_BYPATH_URL=mock.url("/contract/{key}"))
+        keys = ["plain", "a/b", "../up", "with space", "q?x=1", "é"]
+        cols = [{"header": "Key", "field": "k"}, {"header": "Echo", "lookup": "/sn"}]
+        rows = [{"k": k} for k in keys]
+        st, data, ws = self.export(cols, rows, extra={"lookup": {"service": "ByPath",
+                                                                  "key": "k"}})
+        self.assert_rows(ws, cols, rows, lookup_key="k")
+        self.assertEqual(sorted(normalize_pct(t) for t in recorded_targets(record)),
+                         sorted("/contract/" + quote(k, safe="") for k in keys))
 
 
 if __name__ == "__main__":

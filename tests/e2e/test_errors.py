@@ -122,6 +122,8 @@ INVALID = {
     "sheet_empty": (mutate(lambda j: j.update(sheet="")), ["sheet"]),
     "sheet_too_long": (mutate(lambda j: j.update(sheet="x" * 32)), ["sheet"]),
     "width_not_number": (mutate(lambda j: j["columns"][0].update(width="wide")), ["width"]),
+    "too_many_columns": (mutate(lambda j: j.update(columns=[
+        {"header": "C%d" % i, "field": "f%d" % i} for i in range(16385)])), ["columns", "16384"]),
     "invalid_utf8": (lambda jid: raw_with(jid, b'"note": "caf\xc3 \xff\xfe"'), [r"utf-?8"]),
     "nesting_40_deep": (lambda jid: raw_with(jid, b'"future": ' + b"[" * 40 + b"]" * 40),
                         [r"nest|deep|depth|32"]),
@@ -132,24 +134,30 @@ for ch in "[]:*?/\\":
 
 
 class InvalidJobs(E2ETest):
-    """One test per way of breaking PROTOCOL.md section 2."""
+    """Every way of breaking PROTOCOL.md section 2 in the table above, one
+    subtest each, all against one worker: each job ends failed, and the worker
+    then completes a good job."""
 
-    def check_invalid(self, name, build, patterns):
+    def test_invalid_jobs_fail_and_the_worker_goes_on(self):
         mock = self.start_mock()
         worker = self.start_worker(mock)
+        events = harness.Events(self.r, self.key("events"))
+        try:
+            for name, (build, patterns) in INVALID.items():
+                with self.subTest(name):
+                    self.check_invalid(worker, events, name, build, patterns)
+        finally:
+            events.stop()
+
+    def check_invalid(self, worker, events, name, build, patterns):
+        before = self.stats()
         jid = "bad-" + name.replace("_", "-")
         doc = build(jid)
-        events = harness.Events(self.r, self.key("events"))
         if isinstance(doc, dict):
             self.enqueue(doc)
         else:
             self.enqueue(doc, jid=jid)
         st = self.wait_state(jid)
-        time.sleep(0.1)
-        events.stop()
-        mine = [json.loads(m) for _, m in events.messages if json.loads(m).get("id") == jid]
-        self.assertTrue(mine and mine[-1]["state"] == "failed",
-                        "the last event of %s is not state failed: %r" % (jid, mine))
         self.assertEqual(st.get("state"), "failed", st)
         self.assertEqual(st.get("error_code"), "invalid_job", st)
         error = st.get("error", "")
@@ -158,25 +166,20 @@ class InvalidJobs(E2ETest):
         self.assertRegex(st.get("finished_at", ""), r"^\d{13}$")
         self.assertEqual(self.r.exists(self.key("result", jid)), 0)
         self.assertNotIn("result_key", st)
-        self.assertEqual(self.stats().get("jobs_failed"), 1)
         ttl = self.r.ttl(self.key("job", jid))
         self.assertTrue(0 < ttl <= 86400, "status TTL %d" % ttl)
         self.assert_left_processing(worker)
         # The worker goes on.
-        st = self.run_job(good_job("good-after-" + jid))
+        self.run_job(good_job("good-after-" + jid))
         self.assert_left_processing(worker)
         self.assertEqual(self.r.llen(self.key("queue")), 0)
-
-
-def _make(name, build, patterns):
-    def test(self):
-        self.check_invalid(name, build, patterns)
-    test.__name__ = "test_" + name
-    return test
-
-
-for _name, (_build, _patterns) in INVALID.items():
-    setattr(InvalidJobs, "test_" + _name, _make(_name, _build, _patterns))
+        stats = self.stats()
+        for counter in ("jobs_failed", "jobs_succeeded"):
+            self.assertEqual(stats.get(counter, 0) - before.get(counter, 0), 1, counter)
+        time.sleep(0.05)
+        mine = [json.loads(m) for _, m in events.messages if json.loads(m).get("id") == jid]
+        self.assertTrue(mine and mine[-1]["state"] == "failed",
+                        "the last event of %s is not state failed: %r" % (jid, mine))
 
 
 class Limits(E2ETest):
@@ -376,6 +379,45 @@ class LookupFailures(E2ETest):
         self.assertEqual(stats.get("lookups"), 4)
         self.assert_rows(self.workbook(self.result_bytes(st)).active, job["columns"], rows,
                          lookup_key="a", failed_keys={"R-1", "T-1", "E-1"})
+
+    def test_flaky_service_all_keys_recovered_by_retries(self):
+        mock = self.start_mock("--drop-rate", "0.2", "--error-rate", "0.2", "--seed", "7",
+                               latency_ms=20)
+        self.start_worker(mock, EXPORT_SERVICE_TETHER_RETRIES=8)
+        rows = [{"a": "FLAKY-%02d" % i} for i in range(30)]
+        job = self.lookup_job("flaky", rows, "fail")
+        st = self.run_job(job, timeout=90)
+        self.assertEqual(st["lookups_failed"], "0")
+        self.assert_rows(self.workbook(self.result_bytes(st)).active, job["columns"], rows,
+                         lookup_key="a")
+        self.assertGreater(mock.lookups(), 30, "no fault was injected: the test proves nothing")
+        stats = self.stats()
+        self.assertEqual(stats.get("lookups"), 30)
+        self.assertEqual(stats.get("lookup_errors", 0), 0)
+
+    def test_dropped_connections_every_request_counted_and_bounded(self):
+        """RETRIES = N means at most N + 1 requests for a key, and lookup_requests
+        counts every HTTP attempt, also when the service closes kept-alive
+        connections without an answer."""
+        record = os.path.join(self.tmp, "record.tsv")
+        mock = self.start_mock("--drop-rate", "0.3", "--seed", "7", "--record", record,
+                               latency_ms=20)
+        self.start_worker(mock, EXPORT_SERVICE_TETHER_RETRIES=1, EXPORT_POOL_SIZE=4)
+        rows = [{"a": "DROP-%02d" % i} for i in range(40)]
+        self.run_job(self.lookup_job("dropped", rows, "blank"), timeout=90)
+        sent = mock.lookups()
+        self.assertGreater(sent, 40, "no connection was dropped: the test proves nothing")
+        per_key = {}
+        with open(record, "rb") as f:
+            for line in f:
+                key = line.rstrip(b"\n").split(b"\t", 1)[1].decode()
+                per_key[key] = per_key.get(key, 0) + 1
+        over = {k: n for k, n in per_key.items() if n > 2}
+        counted = self.stats().get("lookup_requests")
+        self.assertEqual((counted, over), (sent, {}),
+                         "want lookup_requests == the %d requests the service received, and "
+                         "no key requested more than RETRIES + 1 = 2 times; got %s counted, "
+                         "and over the bound: %r" % (sent, counted, over))
 
     def test_4xx_is_final(self):
         mock = self.start_mock("--fail", "N*=400", "--fail", "F*=403", "--fail", "G*=410")

@@ -7,6 +7,8 @@ import signal
 import sys
 import time
 
+import redis
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import E2ETest  # noqa: E402
@@ -204,6 +206,73 @@ class WorkerId(E2ETest):
         self.assertRegex(wid, r"^.+-%d-[0-9A-Za-z]+$" % w.pid)
         hb = self.r.hgetall(self.key("worker", wid))
         self.assertEqual(hb.get(b"pid"), str(w.pid).encode())
+
+
+class RedisAndPrefix(E2ETest):
+
+    def use_redis(self, client):
+        """From here on the test (and its teardown) talks to @client."""
+        self.r.close()
+        self.r = client
+
+    def test_redis_url_database(self):
+        port = self.r.connection_pool.connection_kwargs["port"]
+        db0 = self.r
+        self.use_redis(redis.Redis(host="127.0.0.1", port=port, db=5))
+        self.start_worker(EXPORT_REDIS_URL="redis://127.0.0.1:%d/5" % port)
+        self.run_job(plain_job("db5"))
+        self.assertEqual(db0.dbsize(), 0, "the worker wrote to db 0: %r" % db0.keys())
+        db0.close()
+
+    def test_unix_socket_url(self):
+        sock = self.start_redis_unix()
+        self.use_redis(redis.Redis(unix_socket_path=sock, db=3))
+        w = self.start_worker(EXPORT_REDIS_URL="unix://%s?db=3" % sock)
+        st = self.run_job(plain_job("unix"))
+        self.assertEqual(st["worker"], w.id)
+        self.assertTrue(self.r.sismember(self.key("workers"), w.id))
+
+    def test_hash_tag_prefix(self):
+        self.prefix = "{%s}" % self.prefix
+        mock = self.start_mock()
+        w = self.start_worker(mock)
+        st = self.run_job(lookup_job("tagged", 5))
+        self.assertEqual(st["result_key"], "%s:result:tagged" % self.prefix)
+        self.assertTrue(self.r.exists(self.key("worker", w.id)))
+        self.assertGreaterEqual(self.stats().get("jobs_succeeded", 0), 1)
+
+
+class Queue(E2ETest):
+
+    def test_fifo(self):
+        jids = ["fifo-%02d" % i for i in range(10)]
+        for jid in jids:
+            self.enqueue(plain_job(jid))
+        self.start_worker()
+        starts = []
+        for jid in jids:
+            st = self.wait_state(jid)
+            self.assertEqual(st["state"], "succeeded", st)
+            starts.append(int(st["started_at"]))
+        self.assertEqual(starts, sorted(starts), "jobs did not start in enqueue order")
+
+    def test_two_workers_share_the_queue(self):
+        mock = self.start_mock(latency_ms=200)
+        workers = [self.start_worker(mock, EXPORT_POOL_SIZE=8) for _ in range(2)]
+        jids = ["shared-%02d" % i for i in range(20)]
+        for jid in jids:
+            self.enqueue(lookup_job(jid, 5))
+        ran_on = set()
+        for jid in jids:
+            st = self.wait_state(jid, timeout=60)
+            self.assertEqual(st["state"], "succeeded", st)
+            self.assertEqual(st["attempts"], "1", st)
+            ran_on.add(st["worker"])
+        self.assertLessEqual(ran_on, {w.id for w in workers})
+        self.assertEqual(mock.lookups(), 20 * 5, "a job ran twice, or looked a key up twice")
+        self.assertEqual(self.stats().get("jobs_succeeded"), 20)
+        for w in workers:
+            self.assert_left_processing(w)
 
 
 class Recovery(E2ETest):

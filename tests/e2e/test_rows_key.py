@@ -3,6 +3,7 @@
 
 import json
 import os
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -139,6 +140,81 @@ class RowsKey(E2ETest):
         st = self.run_job(dict(job, id="rk-bad2", rows_key=rows_key), expect="failed")
         self.assertEqual(st["error_code"], "invalid_job", st)
         self.assertRegex(st["error"], "(?i)seq")
+        self.assertEqual(self.r.exists(rows_key), 0)
+
+    def test_rows_list_deleted_after_cancel_before_start(self):
+        self.start_worker(self.start_mock())
+        rows_key = self.key("rows", "rk-cancel")
+        self.push_rows(rows_key, make_rows(3))
+        self.enqueue({"id": "rk-cancel", "columns": COLUMNS[:2], "rows_key": rows_key},
+                     cancel="1")
+        st = self.wait_state("rk-cancel")
+        self.assertEqual(st["state"], "cancelled", st)
+        self.assertEqual(self.r.exists(rows_key), 0, "kept after a cancel before start")
+
+    def test_rows_list_deleted_after_an_invalid_document(self):
+        self.start_worker(self.start_mock())
+        rows_key = self.key("rows", "rk-badcol")
+        self.push_rows(rows_key, make_rows(3))
+        st = self.run_job({"id": "rk-badcol", "columns": [{"header": "X", "field": "sn",
+                                                            "type": "nubmer"}],
+                           "rows_key": rows_key}, expect="failed")
+        self.assertEqual(st["error_code"], "invalid_job", st)
+        self.assertEqual(self.r.exists(rows_key), 0, "kept after an invalid job")
+
+    def test_rows_list_deleted_after_lookup_failed(self):
+        self.start_worker(self.start_mock())
+        rows_key = self.key("rows", "rk-lookup")
+        self.push_rows(rows_key, make_rows(3))
+        st = self.run_job({"id": "rk-lookup", "columns": COLUMNS[:1] + [
+            {"header": "Bad", "lookup": "/name", "type": "number"}],
+            "lookup": {"service": "tether", "key": "sn"}, "rows_key": rows_key},
+            expect="failed")
+        self.assertEqual(st["error_code"], "lookup_failed", st)
+        self.assertEqual(self.r.exists(rows_key), 0, "kept after lookup_failed")
+
+    def test_rows_list_deleted_after_timeout(self):
+        self.start_worker(self.start_mock(latency_ms=4000), EXPORT_JOB_TIMEOUT=1)
+        rows_key = self.key("rows", "rk-timeout")
+        self.push_rows(rows_key, make_rows(3))
+        st = self.run_job({"id": "rk-timeout", "columns": COLUMNS, "rows_key": rows_key,
+                           "lookup": {"service": "tether", "key": "sn"}}, expect="failed")
+        self.assertEqual(st["error_code"], "timeout", st)
+        self.assertEqual(self.r.exists(rows_key), 0, "kept after a timeout")
+
+    def test_rows_list_deleted_when_out_of_attempts(self):
+        mock = self.start_mock(latency_ms=2000)
+        a = self.start_worker(mock, EXPORT_POOL_SIZE=1, EXPORT_HEARTBEAT_TTL_MS=1000,
+                              EXPORT_MAX_ATTEMPTS=1)
+        rows_key = self.key("rows", "rk-doomed")
+        self.push_rows(rows_key, make_rows(5))
+        self.enqueue({"id": "rk-doomed", "columns": COLUMNS, "rows_key": rows_key,
+                      "lookup": {"service": "tether", "key": "sn"}})
+        self.wait_state("rk-doomed", ("running",), timeout=10)
+        a.kill9()
+        self.start_worker(mock, EXPORT_HEARTBEAT_TTL_MS=1000, EXPORT_MAX_ATTEMPTS=1)
+        st = self.wait_state("rk-doomed", timeout=20)
+        self.assertEqual(st.get("error_code"), "too_many_attempts", st)
+        self.assertEqual(self.r.exists(rows_key), 0, "kept after too_many_attempts")
+
+    def test_rows_list_survives_a_requeue_on_sigterm(self):
+        mock = self.start_mock(latency_ms=2000)
+        w1 = self.start_worker(mock, EXPORT_POOL_SIZE=1, EXPORT_SHUTDOWN_GRACE=1)
+        rows_key = self.key("rows", "rk-term")
+        rows = make_rows(7)
+        self.push_rows(rows_key, rows)
+        job = {"id": "rk-term", "sheet": "Contracts", "columns": COLUMNS, "rows_key": rows_key,
+               "lookup": {"service": "tether", "key": "sn"}}
+        self.enqueue(job)
+        self.wait_state("rk-term", ("running",), timeout=10)
+        w1.signal(signal.SIGTERM)
+        self.assertEqual(w1.wait(6), 0)
+        self.assertEqual(self.status("rk-term")["state"], "queued")
+        self.assertEqual(self.r.llen(rows_key), len(rows), "the rows list did not survive")
+        self.start_worker(mock, EXPORT_POOL_SIZE=64)
+        st = self.wait_state("rk-term", timeout=30)
+        self.assertEqual(st["state"], "succeeded", st)
+        self.check_sheets(self.result_bytes(st), ["Contracts"], rows, len(rows))
         self.assertEqual(self.r.exists(rows_key), 0)
 
     def test_many_rows_from_a_list(self):
