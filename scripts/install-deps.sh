@@ -18,7 +18,7 @@ build_pkgs=(
     redis-server redis-tools python3 python3-redis python3-openpyxl python3-yaml
     # The sanitizer and fuzz builds (the sanitizer runtimes are only a
     # recommendation of clang's, so they are named here).
-    clang libclang-rt-dev
+    clang libclang-rt-dev clang-format git
     ca-certificates
 )
 runtime_pkgs=(

@@ -5,7 +5,8 @@
 #   scripts/test.sh --plain                  plain build only
 #   scripts/test.sh --sanitize address,undefined
 #   scripts/test.sh --sanitize thread        one sanitizer build only (clang for thread)
-#   scripts/test.sh --all                    plain, then ASan+UBSan, then TSan
+#   scripts/test.sh --all                    plain, ASan+UBSan, TSan, then the fuzz
+#                                            targets (30 s each) and the format check
 #
 # Builds go to build/ (plain), build-asan/ and build-tsan/ at the repository's
 # root, with warnings as errors. Extra arguments after "--" go to ctest, e.g.
@@ -17,7 +18,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 usage() {
-    sed -n '2,13s/^# \{0,1\}//p' "$0"
+    sed -n '2,14s/^# \{0,1\}//p' "$0"
 }
 
 asan=address,undefined
@@ -26,7 +27,7 @@ ctest_args=()
 while [[ $# -gt 0 ]]; do
     case $1 in
     --plain) suites=(plain) ;;
-    --all) suites=(plain asan tsan) ;;
+    --all) suites=(plain asan tsan fuzz format) ;;
     --sanitize)
         [[ $# -ge 2 ]] || {
             usage >&2
@@ -102,6 +103,16 @@ for s in "${suites[@]}"; do
             run_suite tsan build-tsan -DEXW_SANITIZE=thread -DCMAKE_C_COMPILER=clang
         ); then
             failed+=(tsan)
+        fi
+        ;;
+    fuzz)
+        echo "==> [fuzz] libFuzzer targets, 30 s each"
+        scripts/fuzz.sh --seconds 30 || failed+=(fuzz)
+        ;;
+    format)
+        echo "==> [format] clang-format --dry-run"
+        if ! git ls-files -- '*.c' '*.h' | xargs clang-format --dry-run -Werror; then
+            failed+=(format)
         fi
         ;;
     asan)
