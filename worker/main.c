@@ -18,6 +18,8 @@ extern char **environ;
 
 #define TAKE_WAIT_S 1.0
 
+volatile sig_atomic_t exw_stop_requested;
+
 static void on_signal(int sig)
 {
     (void)sig;

@@ -59,10 +59,7 @@ struct run {
     char error[512];
     long long result_bytes;
     char sha256[65];
-    int uploaded;
 };
-
-volatile sig_atomic_t exw_stop_requested;
 
 static int64_t ttl_ms(const struct run *r)
 {
@@ -420,7 +417,6 @@ static void upload(struct run *r)
         set_outcome(r, OUT_FAILED, "internal", "hashing the workbook failed");
         goto out;
     }
-    r->uploaded = 1;
 out:
     if (f != NULL)
         fclose(f);
