@@ -369,15 +369,20 @@ static void produce(struct run *r)
 }
 
 /* Streams the finished file into Redis in chunks while hashing it. */
-static void upload(struct run *r)
+/* Streams the finished file into Redis in chunks while hashing it. Returns 1
+ * when stored; 0 when Redis failed on the way (*@why says how) or the outcome
+ * was decided meanwhile. */
+static int upload_once(struct run *r, char *why, size_t whysz)
 {
     struct exw_sha256 *sha = NULL;
     struct exw_errbuf eb;
     char *chunk = exw_xmalloc(UPLOAD_CHUNK);
     FILE *f = fopen(r->path, "rb");
-    int first = 1;
+    int first = 1, stored = 0;
     size_t n;
 
+    why[0] = '\0';
+    r->result_bytes = 0;
     if (f == NULL || exw_sha256_new(&sha) != EXW_OK) {
         set_outcome(r, OUT_FAILED, "internal", "cannot read back the workbook %s", r->path);
         goto out;
@@ -400,8 +405,7 @@ static void upload(struct run *r)
         if (rq == NULL ||
             exw_rq_result_chunk(rq, r->job->id, first, chunk, n,
                                 ttl_ms(r) + r->w->cfg->job_timeout_s * 1000, &eb) != EXW_OK) {
-            set_outcome(r, OUT_LOST, NULL, "storing the result failed: %s",
-                        rq ? eb.msg : "Redis unreachable");
+            snprintf(why, whysz, "%s", rq ? eb.msg : "Redis unreachable");
             goto out;
         }
         first = 0;
@@ -417,11 +421,29 @@ static void upload(struct run *r)
         set_outcome(r, OUT_FAILED, "internal", "hashing the workbook failed");
         goto out;
     }
+    stored = 1;
 out:
     if (f != NULL)
         fclose(f);
     exw_sha256_free(sha);
     free(chunk);
+    return stored;
+}
+
+/* Stores the result, starting over while Redis is away, until the job's
+ * deadline. */
+static void upload(struct run *r)
+{
+    int64_t backoff = 100;
+    char why[256];
+
+    while (!upload_once(r, why, sizeof(why)) && r->outcome == OUT_NONE) {
+        EXW_LOG(EXW_LOG_WARN, "storing the result failed, retrying: %s", why);
+        exw_sleep_ms(backoff);
+        backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+        if (check(r, 0))
+            return;
+    }
 }
 
 static void add_pair(const char **v, size_t *n, const char *name, const char *value)
@@ -442,7 +464,8 @@ static int finish(struct run *r, const char *state, const char *dead_entry)
     const char *fields[40], *stats[16];
     size_t nf = 0, ns = 0;
     struct exw_rq_finish f = {0};
-    int64_t give_up = exw_mono_ms() + 30000;
+    /* Keep trying while the job's time lasts, and at least 30 s. */
+    int64_t give_up = exw_mono_ms() + 30000 > r->deadline ? exw_mono_ms() + 30000 : r->deadline;
     int64_t backoff = 100;
     int owned = 0;
 
@@ -522,7 +545,8 @@ static int finish(struct run *r, const char *state, const char *dead_entry)
             break;
         if (rq != NULL)
             EXW_LOG(EXW_LOG_WARN, "could not record the job's end, retrying: %s", eb.msg);
-        if (exw_mono_ms() >= give_up) {
+        if (exw_mono_ms() >= give_up ||
+            (r->grace_deadline != 0 && exw_mono_ms() >= r->grace_deadline)) {
             EXW_LOG(EXW_LOG_ERROR,
                     "gave up recording the job's end; it stays in %s:processing:%s "
                     "for recovery",
