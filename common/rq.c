@@ -467,6 +467,17 @@ exw_err exw_rq_result_chunk(struct exw_rq *rq, const char *id, int first, const 
 static const char finish_lua[] =
     "local doc = ARGV[1]\n"
     "if not redis.call('LPOS', KEYS[1], doc) then return 0 end\n"
+    /* Every check that can fail comes before the first write: Redis does not
+     * undo a script's writes when it stops on an error. */
+    "if ARGV[8] == '1' then\n"
+    "  if ARGV[5] == '1' and redis.call('EXISTS', KEYS[4]) == 0 then\n"
+    "    return redis.error_reply('" EXW_RQ_UPLOAD_MISSING "')\n"
+    "  end\n"
+    "  local t = redis.call('TYPE', KEYS[2])['ok']\n"
+    "  if t ~= 'none' and t ~= 'hash' then\n"
+    "    return redis.error_reply('the status key ' .. KEYS[2] .. ' is not a hash')\n"
+    "  end\n"
+    "end\n"
     "local ttl = tonumber(ARGV[2])\n"
     "local nstats = tonumber(ARGV[9])\n"
     "local i = 10\n"
@@ -560,7 +571,7 @@ static const char requeue_lua[] =
     "  redis.call('HSET', KEYS[3], 'state', 'queued', 'progress', '0', 'updated_at', ARGV[4])\n"
     "  redis.call('HINCRBY', KEYS[3], 'attempts', -1)\n"
     "end\n"
-    "redis.call('PUBLISH', ARGV[2], ARGV[3])\n"
+    "if ARGV[3] ~= '' then redis.call('PUBLISH', ARGV[2], ARGV[3]) end\n"
     "return 1\n";
 
 exw_err exw_rq_requeue(struct exw_rq *rq, const char *id, const char *doc, size_t doc_len,
@@ -583,7 +594,7 @@ exw_err exw_rq_requeue(struct exw_rq *rq, const char *id, const char *doc, size_
     args_add(&a, status);
     args_add_len(&a, doc, doc_len);
     args_add(&a, events);
-    args_add(&a, event);
+    args_add(&a, event ? event : "");
     args_addf(&a, "%lld", (long long)exw_wall_ms());
     rc = run(rq, &a, "requeue", &r, eb);
     args_cleanup(&a);

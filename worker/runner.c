@@ -543,6 +543,12 @@ static int finish(struct run *r, const char *state, const char *dead_entry)
 
         if (rq != NULL && exw_rq_finish(rq, &f, &owned, &eb) == EXW_OK)
             break;
+        if (rq != NULL && strstr(eb.msg, EXW_RQ_UPLOAD_MISSING) != NULL) {
+            /* Retrying cannot bring it back: the job runs again instead. */
+            EXW_LOG(EXW_LOG_WARN, "the uploaded result has gone (expired or evicted); the job "
+                                  "goes back on the queue");
+            return -1;
+        }
         if (rq != NULL)
             EXW_LOG(EXW_LOG_WARN, "could not record the job's end, retrying: %s", eb.msg);
         if (exw_mono_ms() >= give_up ||

@@ -82,6 +82,10 @@ struct exw_rq_finish {
     const char *event; /* JSON for P:events, or NULL */
 };
 
+/* The error text of exw_rq_finish when the uploaded result has gone (expired
+ * or evicted while Redis was away): upload it again. */
+#define EXW_RQ_UPLOAD_MISSING "result upload missing"
+
 /* Ends a job in one atomic script, only if its document is still in this
  * worker's processing list: *@owned is 0 when it was not (another worker took
  * the job over) and nothing was written. Thread: owner. */
@@ -89,7 +93,8 @@ EXW_MUST_CHECK exw_err exw_rq_finish(struct exw_rq *rq, const struct exw_rq_fini
                                      struct exw_errbuf *eb);
 
 /* Puts a taken job back at the end of P:queue taken next, state queued, its
- * attempt not counted (shutdown). *@owned as for exw_rq_finish. Thread: owner. */
+ * attempt not counted (shutdown). @event may be NULL. *@owned as for
+ * exw_rq_finish. Thread: owner. */
 EXW_MUST_CHECK exw_err exw_rq_requeue(struct exw_rq *rq, const char *id, const char *doc,
                                       size_t doc_len, const char *event, int *owned,
                                       struct exw_errbuf *eb);
