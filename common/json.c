@@ -15,40 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__clang__)
-#define EXW_CAPABILITY(x) __attribute__((capability(x)))
-#define EXW_REQUIRES(x) __attribute__((requires_capability(x)))
-#define EXW_ACQUIRE(x) __attribute__((acquire_capability(x)))
-#define EXW_RELEASE(x) __attribute__((release_capability(x)))
-#define EXW_NO_TSA __attribute__((no_thread_safety_analysis))
-#else
-#define EXW_CAPABILITY(x)
-#define EXW_REQUIRES(x)
-#define EXW_ACQUIRE(x)
-#define EXW_RELEASE(x)
-#define EXW_NO_TSA
-#endif
-
-struct EXW_CAPABILITY("mutex") exw_mutex {
-    pthread_mutex_t m;
-};
+#include "exw/mutex.h"
 
 /* Serialises cJSON parses: cJSON records the last error position in a global. */
 static struct exw_mutex parse_mu = {PTHREAD_MUTEX_INITIALIZER};
-
-static void mutex_lock(struct exw_mutex *mu) EXW_ACQUIRE(mu) EXW_NO_TSA
-{
-    int rc = pthread_mutex_lock(&mu->m);
-
-    EXW_ASSERT(rc == 0);
-}
-
-static void mutex_unlock(struct exw_mutex *mu) EXW_RELEASE(mu) EXW_NO_TSA
-{
-    int rc = pthread_mutex_unlock(&mu->m);
-
-    EXW_ASSERT(rc == 0);
-}
 
 /* ---- UTF-8 ---- */
 
@@ -257,9 +227,9 @@ exw_err exw_json_parse(const char *buf, size_t len, int max_depth, struct cJSON 
     if (rc != EXW_OK)
         goto out;
 
-    mutex_lock(&parse_mu);
+    exw_mutex_lock(&parse_mu);
     root = parse_locked(buf, len, &end);
-    mutex_unlock(&parse_mu);
+    exw_mutex_unlock(&parse_mu);
 
     pos = end != NULL && end >= buf ? (size_t)(end - buf) : 0;
     if (root == NULL) {

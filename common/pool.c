@@ -25,33 +25,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#if defined(__clang__)
-#define EXW_CAPABILITY(x) __attribute__((capability(x)))
-#define EXW_REQUIRES(x) __attribute__((requires_capability(x)))
-#define EXW_ACQUIRE(x) __attribute__((acquire_capability(x)))
-#define EXW_RELEASE(x) __attribute__((release_capability(x)))
-#define EXW_NO_TSA __attribute__((no_thread_safety_analysis))
-#else
-#define EXW_CAPABILITY(x)
-#define EXW_REQUIRES(x)
-#define EXW_ACQUIRE(x)
-#define EXW_RELEASE(x)
-#define EXW_NO_TSA
-#endif
-
-struct EXW_CAPABILITY("mutex") exw_mutex {
-    pthread_mutex_t m;
-};
-
-static void mutex_lock(struct exw_mutex *mu) EXW_ACQUIRE(mu) EXW_NO_TSA
-{
-    pthread_mutex_lock(&mu->m);
-}
-
-static void mutex_unlock(struct exw_mutex *mu) EXW_RELEASE(mu) EXW_NO_TSA
-{
-    pthread_mutex_unlock(&mu->m);
-}
+#include "exw/mutex.h"
 
 struct worker_thread {
     struct exw_pool *pool;
@@ -96,7 +70,7 @@ static void *thread_main(void *arg)
     void *ctx = p->init ? p->init(w->idx, p->ud) : NULL;
     int ok = p->init == NULL || ctx != NULL;
 
-    mutex_lock(&p->mu);
+    exw_mutex_lock(&p->mu);
     p->nready++;
     if (!ok)
         p->nfailed++;
@@ -109,12 +83,12 @@ static void *thread_main(void *arg)
         if (!ok || p->stopping)
             break;
         t = take_locked(p);
-        mutex_unlock(&p->mu);
+        exw_mutex_unlock(&p->mu);
         t->run(t, ctx);
         t->done(t, EXW_OK);
-        mutex_lock(&p->mu);
+        exw_mutex_lock(&p->mu);
     }
-    mutex_unlock(&p->mu);
+    exw_mutex_unlock(&p->mu);
     if (ctx != NULL && p->fini != NULL)
         p->fini(ctx, p->ud);
     return NULL;
@@ -146,13 +120,13 @@ exw_err exw_pool_new(unsigned nthreads, exw_pool_init_fn init, exw_pool_fini_fn 
         }
         p->nthreads++;
     }
-    mutex_lock(&p->mu);
+    exw_mutex_lock(&p->mu);
     while (p->nready < p->nthreads)
         pthread_cond_wait(&p->started, &p->mu.m);
     if (rc == EXW_OK && p->nfailed > 0)
         rc = exw_errbuf_set(eb, EXW_ENOMEM, "%u of %u pool threads could not set up", p->nfailed,
                             nthreads);
-    mutex_unlock(&p->mu);
+    exw_mutex_unlock(&p->mu);
     if (rc != EXW_OK) {
         exw_pool_free(p);
         p = NULL;
@@ -166,7 +140,7 @@ exw_err exw_pool_submit(struct exw_pool *p, struct exw_task *t)
     exw_err rc = EXW_OK;
 
     t->next = NULL;
-    mutex_lock(&p->mu);
+    exw_mutex_lock(&p->mu);
     if (p->stopping) {
         rc = EXW_ESHUTDOWN;
     } else {
@@ -177,7 +151,7 @@ exw_err exw_pool_submit(struct exw_pool *p, struct exw_task *t)
         p->tail = t;
         pthread_cond_signal(&p->wake);
     }
-    mutex_unlock(&p->mu);
+    exw_mutex_unlock(&p->mu);
     return rc;
 }
 
@@ -188,18 +162,18 @@ void exw_pool_free(struct exw_pool *p)
 
     if (p == NULL)
         return;
-    mutex_lock(&p->mu);
+    exw_mutex_lock(&p->mu);
     p->stopping = 1;
     pthread_cond_broadcast(&p->wake);
-    mutex_unlock(&p->mu);
+    exw_mutex_unlock(&p->mu);
     for (i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i].tid, NULL);
     /* No thread is left: the queue is ours without the lock, but take it anyway
      * so the analysis sees the rule kept. */
     for (;;) {
-        mutex_lock(&p->mu);
+        exw_mutex_lock(&p->mu);
         t = take_locked(p);
-        mutex_unlock(&p->mu);
+        exw_mutex_unlock(&p->mu);
         if (t == NULL)
             break;
         t->done(t, EXW_ESHUTDOWN);

@@ -141,6 +141,24 @@ static exw_err run(struct exw_rq *rq, struct args *a, const char *what, redisRep
     return EXW_OK;
 }
 
+/* Runs a command (a script, mostly) whose reply is an integer, into *@out (0
+ * for any other reply), and empties @a. */
+static exw_err run_int(struct exw_rq *rq, struct args *a, const char *what, long long *out,
+                       struct exw_errbuf *eb)
+{
+    redisReply *r;
+    exw_err rc = run(rq, a, what, &r, eb);
+
+    args_cleanup(a);
+    *out = 0;
+    if (rc == EXW_OK) {
+        if (r->type == REDIS_REPLY_INTEGER)
+            *out = r->integer;
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
 /* Runs a command whose reply only matters for errors. */
 static exw_err run_simple(struct exw_rq *rq, struct args *a, const char *what,
                           struct exw_errbuf *eb)
@@ -514,7 +532,7 @@ exw_err exw_rq_finish(struct exw_rq *rq, const struct exw_rq_finish *f, int *own
     char *upload;
     size_t klen = strlen(result) + strlen(rq->worker_id) + sizeof(":upload:");
     struct args a;
-    redisReply *r;
+    long long n = 0;
     exw_err rc;
     size_t i;
 
@@ -547,12 +565,8 @@ exw_err exw_rq_finish(struct exw_rq *rq, const struct exw_rq_finish *f, int *own
         args_add(&a, f->stats[i]);
     for (i = 0; i < f->nfields; i++)
         args_add(&a, f->fields[i]);
-    rc = run(rq, &a, "finish", &r, eb);
-    args_cleanup(&a);
-    if (rc == EXW_OK) {
-        *owned = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-        freeReplyObject(r);
-    }
+    rc = run_int(rq, &a, "finish", &n, eb);
+    *owned = n == 1;
     free(status);
     free(stats);
     free(result);
@@ -581,7 +595,7 @@ exw_err exw_rq_requeue(struct exw_rq *rq, const char *id, const char *doc, size_
     char *status = key_of(rq, "job", id);
     char *events = key_of(rq, "events", "");
     struct args a;
-    redisReply *r;
+    long long n = 0;
     exw_err rc;
 
     *owned = 0;
@@ -596,12 +610,8 @@ exw_err exw_rq_requeue(struct exw_rq *rq, const char *id, const char *doc, size_
     args_add(&a, events);
     args_add(&a, event ? event : "");
     args_addf(&a, "%lld", (long long)exw_wall_ms());
-    rc = run(rq, &a, "requeue", &r, eb);
-    args_cleanup(&a);
-    if (rc == EXW_OK) {
-        *owned = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-        freeReplyObject(r);
-    }
+    rc = run_int(rq, &a, "requeue", &n, eb);
+    *owned = n == 1;
     free(queue);
     free(status);
     free(events);
@@ -723,7 +733,6 @@ exw_err exw_rq_recover(struct exw_rq *rq, long long *recovered, struct exw_errbu
     char *workers = key_of(rq, "workers", "");
     char *queue = key_of(rq, "queue", "");
     struct args a;
-    redisReply *r;
     exw_err rc;
 
     *recovered = 0;
@@ -734,13 +743,7 @@ exw_err exw_rq_recover(struct exw_rq *rq, long long *recovered, struct exw_errbu
     args_add(&a, workers);
     args_add(&a, queue);
     args_add(&a, rq->prefix);
-    rc = run(rq, &a, "recover", &r, eb);
-    args_cleanup(&a);
-    if (rc == EXW_OK) {
-        if (r->type == REDIS_REPLY_INTEGER)
-            *recovered = r->integer;
-        freeReplyObject(r);
-    }
+    rc = run_int(rq, &a, "recover", recovered, eb);
     free(workers);
     free(queue);
     return rc;
@@ -760,7 +763,6 @@ exw_err exw_rq_release_own(struct exw_rq *rq, long long *moved, struct exw_errbu
 {
     char *queue = key_of(rq, "queue", "");
     struct args a;
-    redisReply *r;
     exw_err rc;
 
     *moved = 0;
@@ -770,13 +772,7 @@ exw_err exw_rq_release_own(struct exw_rq *rq, long long *moved, struct exw_errbu
     args_add(&a, "2");
     args_add(&a, rq->processing);
     args_add(&a, queue);
-    rc = run(rq, &a, "release", &r, eb);
-    args_cleanup(&a);
-    if (rc == EXW_OK) {
-        if (r->type == REDIS_REPLY_INTEGER)
-            *moved = r->integer;
-        freeReplyObject(r);
-    }
+    rc = run_int(rq, &a, "release", moved, eb);
     free(queue);
     return rc;
 }
