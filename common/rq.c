@@ -453,6 +453,56 @@ out:
     return rc;
 }
 
+/* KEYS: status. ARGV: worker, attempt, channel, event, field/value pairs...
+ * Returns {owned, cancel}. */
+static const char progress_lua[] =
+    "local st = redis.call('HMGET', KEYS[1], 'worker', 'attempts', 'state', 'cancel')\n"
+    "local cancel = st[4] == '1' and 1 or 0\n"
+    "if st[1] ~= ARGV[1] or st[2] ~= ARGV[2] or st[3] ~= 'running' then return {0, cancel} end\n"
+    "if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5)) end\n"
+    "if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end\n"
+    "return {1, cancel}\n";
+
+exw_err exw_rq_progress(struct exw_rq *rq, const char *id, long attempt, const char *const *fields,
+                        size_t nfields, const char *event, int *owned, int *cancel,
+                        struct exw_errbuf *eb)
+{
+    char *status = key_of(rq, "job", id);
+    char *events = key_of(rq, "events", "");
+    struct args a;
+    redisReply *r;
+    exw_err rc;
+    size_t i;
+
+    *owned = 0;
+    *cancel = 0;
+    args_init(&a);
+    args_add(&a, "EVAL");
+    args_add(&a, progress_lua);
+    args_add(&a, "1");
+    args_add(&a, status);
+    args_add(&a, rq->worker_id);
+    args_addf(&a, "%ld", attempt);
+    args_add(&a, events);
+    args_add(&a, event ? event : "");
+    for (i = 0; i < nfields; i++)
+        args_add(&a, fields[i]);
+    rc = run(rq, &a, "progress", &r, eb);
+    args_cleanup(&a);
+    if (rc == EXW_OK) {
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_INTEGER &&
+            r->element[1]->type == REDIS_REPLY_INTEGER) {
+            *owned = r->element[0]->integer == 1;
+            *cancel = r->element[1]->integer == 1;
+        }
+        freeReplyObject(r);
+    }
+    free(status);
+    free(events);
+    return rc;
+}
+
 exw_err exw_rq_result_chunk(struct exw_rq *rq, const char *id, int first, const void *data,
                             size_t len, long ttl_ms, struct exw_errbuf *eb)
 {

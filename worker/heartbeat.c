@@ -82,6 +82,14 @@ static void *heartbeat_main(void *arg)
 
         pthread_mutex_unlock(&hb->mu);
         if (beat(hb, &rq)) {
+            /* A renewal that comes after the key expired (the process was
+             * frozen, or starved) means the job may have been taken over. */
+            if (exw_mono_ms() - last_ok > w->cfg->heartbeat_ttl_ms &&
+                !atomic_exchange(&w->lease_lost, 1))
+                EXW_LOG(EXW_LOG_ERROR,
+                        "heartbeat lapsed (%lld ms without renewal): the running "
+                        "job may be taken over and is abandoned here",
+                        (long long)(exw_mono_ms() - last_ok));
             if (failing)
                 EXW_LOG(EXW_LOG_INFO, "heartbeat renewed again");
             failing = 0;

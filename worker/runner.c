@@ -44,6 +44,7 @@ struct run {
     int64_t grace_deadline; /* monotonic; 0 until a stop is asked for */
     int64_t next_progress;
     int last_progress;
+    long attempt; /* this run's number, as the status hash says while it owns the job */
     long long rows_total;
     long long rows_read;
     long long rows_written;
@@ -137,7 +138,7 @@ static void report_progress(struct run *r, int force)
     int64_t now = exw_mono_ms();
     struct exw_errbuf eb;
     struct exw_rq *rq;
-    int progress, cancel = 0;
+    int progress, cancel = 0, owned = 0;
 
     if (!force && now < r->next_progress)
         return;
@@ -156,22 +157,26 @@ static void report_progress(struct run *r, int force)
                                 "rows_total",   f_rt,   "lookups_total",  f_lt,
                                 "lookups_done", f_ld,   "lookups_failed", f_lf,
                                 "updated_at",   f_up};
-        struct exw_rq_update u = {.fields = fields, .nfields = sizeof(fields) / sizeof(*fields)};
+        const char *event = NULL;
 
         if (progress != r->last_progress) {
             event_json(r, "running", progress, ev, sizeof(ev));
-            u.event = ev;
+            event = ev;
         }
         rq = exw_worker_redis(r->w);
         if (rq == NULL)
             return;
-        if (exw_rq_update(rq, r->job->id, &u, &cancel, &eb) != EXW_OK) {
+        if (exw_rq_progress(rq, r->job->id, r->attempt, fields, sizeof(fields) / sizeof(*fields),
+                            event, &owned, &cancel, &eb) != EXW_OK) {
             EXW_LOG(EXW_LOG_WARN, "progress not recorded: %s", eb.msg);
             return;
         }
     }
     r->last_progress = progress;
-    if (cancel)
+    if (!owned)
+        set_outcome(r, OUT_LOST, NULL,
+                    "the status no longer names this run: another worker took the job over");
+    else if (cancel)
         set_outcome(r, OUT_CANCELLED, NULL, "cancelled by request");
 }
 
@@ -649,7 +654,8 @@ static int start(struct run *r)
     }
     snprintf(now, sizeof(now), "%lld", (long long)exw_wall_ms());
     snprintf(rt, sizeof(rt), "%lld", r->rows_total);
-    snprintf(attempts, sizeof(attempts), "%ld", pre.attempts + 1);
+    r->attempt = pre.attempts + 1;
+    snprintf(attempts, sizeof(attempts), "%ld", r->attempt);
     event_json(r, "running", 0, ev, sizeof(ev));
     {
         const char *fields[] = {"state",          "running",

@@ -59,6 +59,15 @@ EXW_MUST_CHECK exw_err exw_rq_update(struct exw_rq *rq, const char *id,
                                      const struct exw_rq_update *u, int *cancel,
                                      struct exw_errbuf *eb);
 
+/* Writes progress to P:job:<id> and publishes @event (may be NULL), only while
+ * the status still says this worker runs attempt @attempt of the job: a worker
+ * that was frozen past its heartbeat and woke up after another took the job
+ * over writes nothing. *@owned says which; *@cancel whether cancel = 1.
+ * Thread: owner. */
+EXW_MUST_CHECK exw_err exw_rq_progress(struct exw_rq *rq, const char *id, long attempt,
+                                       const char *const *fields, size_t nfields, const char *event,
+                                       int *owned, int *cancel, struct exw_errbuf *eb);
+
 /* Stores the result in chunks under a temporary key (so a worker never holds the
  * whole workbook in memory); exw_rq_finish renames it into place. @ttl_ms keeps
  * an abandoned upload from living forever. Thread: owner. */

@@ -741,3 +741,398 @@ def main():
     print("%d passed, %d failed" % (_Result.passed, _Result.failed))
     sys.stdout.flush()
     sys.exit(0 if result.wasSuccessful() and _Result.failed == 0 else 1)
+
+
+# ---------------------------------------------------------------------------
+# Robustness helpers (kill, restart and fault tests, and scripts/chaos.py).
+
+def lookup_job_doc(jid, keys, extra_columns=(), **members):
+    """A job with one row per entry of @keys, looked up in service "tether"
+    (several rows may share a key). Columns: the key, then three lookups."""
+    doc = {
+        "id": jid,
+        "lookup": {"service": "tether", "key": "sn"},
+        "columns": [{"header": "SN", "field": "sn"},
+                    {"header": "Row", "field": "n", "type": "integer"},
+                    {"header": "Name", "lookup": "/name"},
+                    {"header": "Ratio", "lookup": "/discount/ratio", "type": "number"},
+                    {"header": "Signed", "lookup": "/signed_on", "type": "date"}]
+        + list(extra_columns),
+        "rows": [{"sn": k, "n": i} for i, k in enumerate(keys)],
+    }
+    doc.update(members)
+    return doc
+
+
+def workbook_problems(data, job, status=None, failed_keys=()):
+    """Everything wrong with workbook @data as the result of @job (a dict): a
+    list of sentences, empty when every cell is right. Used where unittest's
+    assertions are not at hand (scripts/chaos.py); checks the header row, the
+    row count, every data cell, and result_sha256/result_bytes of @status."""
+    problems = []
+    if status is not None:
+        if status.get("result_sha256") != sha256(data):
+            problems.append("result_sha256 %r does not match the stored bytes (%s)"
+                            % (status.get("result_sha256"), sha256(data)))
+        if status.get("result_bytes") != str(len(data)):
+            problems.append("result_bytes %r, stored %d" % (status.get("result_bytes"), len(data)))
+    try:
+        ws = openpyxl.load_workbook(io.BytesIO(data)).active
+    except Exception as e:  # noqa: BLE001 - any failure to read is the finding
+        return problems + ["not a readable workbook: %s" % e]
+    columns, rows = job["columns"], job["rows"]
+    lookup_key = (job.get("lookup") or {}).get("key")
+    if ws.max_row != len(rows) + 1:
+        problems.append("%d sheet rows, want %d" % (ws.max_row, len(rows) + 1))
+    for j, col in enumerate(columns):
+        v = ws.cell(row=1, column=j + 1).value
+        if v != col["header"]:
+            problems.append("header %d is %r, want %r" % (j + 1, v, col["header"]))
+    for i, row in enumerate(rows):
+        for j, col in enumerate(columns):
+            ctype = col.get("type", "string")
+            if "lookup" in col:
+                key = row.get(lookup_key)
+                raw = (None if key is None or key in failed_keys
+                       else pointer_get(mock_body(str(key)), col["lookup"]))
+            else:
+                raw = row.get(col["field"])
+            want = expected_value(ctype, raw)
+            got = ws.cell(row=i + 2, column=j + 1).value
+            ok = got == want and type(got) is type(want) or (
+                isinstance(want, float) and isinstance(got, (int, float))
+                and not isinstance(got, bool) and got == want) or (
+                isinstance(want, datetime.datetime) and isinstance(got, datetime.datetime)
+                and abs(got - want) <= datetime.timedelta(milliseconds=1))
+            if not ok:
+                problems.append("row %d column %r: %r, want %r" % (i, col["header"], got, want))
+        if len(problems) > 20:
+            problems.append("...")
+            break
+    return problems
+
+
+def read_record(path):
+    """The mock's --record file: a list of (raw target, key)."""
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+    return [tuple(line.split("\t", 1)) if "\t" in line else (line, "") for line in lines]
+
+
+class RecordTail:
+    """Timestamps the lines the mock appends to its --record file (the file
+    has no times of its own): polls it every 5 ms from a thread. .lines is a
+    list of (monotonic seconds, key)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lines = []
+        self._pos = 0
+        self._partial = b""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _poll(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._pos)
+                chunk = f.read()
+        except OSError:
+            return
+        if not chunk:
+            return
+        now = time.monotonic()
+        self._pos += len(chunk)
+        data = self._partial + chunk
+        *complete, self._partial = data.split(b"\n")
+        for line in complete:
+            key = line.split(b"\t", 1)[1] if b"\t" in line else b""
+            self.lines.append((now, key.decode("utf-8", "replace")))
+
+    def _run(self):
+        while not self._stop.is_set():
+            self._poll()
+            self._stop.wait(0.005)
+
+    def times(self, key):
+        return [t for t, k in self.lines if k == key]
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+        self._poll()
+
+
+def redis_cli_bin():
+    return shutil.which("redis-cli", path="/usr/bin:/usr/sbin:/bin") or "redis-cli"
+
+
+class RedisServer:
+    """A redis-server of one's own on a loopback port, with AOF persistence in
+    its own folder, that can be shut down and started again on the same port
+    and folder (the throw-away server of with-redis.sh keeps nothing)."""
+
+    def __init__(self, workdir, appendfsync="always", port=None):
+        self.dir = os.path.join(workdir, "redis-%s" % uuid.uuid4().hex[:6])
+        os.makedirs(self.dir)
+        self.appendfsync = appendfsync
+        self.port = port or free_port()
+        self.proc = None
+        self.starts = 0
+        self._log = None
+
+    def url(self, db=0):
+        return "redis://127.0.0.1:%d/%d" % (self.port, db)
+
+    def client(self, **kwargs):
+        return redis.Redis(host="127.0.0.1", port=self.port, **kwargs)
+
+    def start(self, timeout=10):
+        """Starts the server (again) and waits until it answers PING with its
+        data loaded."""
+        if self._log is None:
+            self._log = open(os.path.join(self.dir, "redis.log"), "ab")
+        self.proc = subprocess.Popen(
+            [shutil.which("redis-server", path="/usr/bin:/usr/sbin:/bin") or "redis-server",
+             "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+             "--save", "", "--appendonly", "yes", "--appendfsync", self.appendfsync,
+             "--maxmemory-policy", "noeviction", "--daemonize", "no"],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+            preexec_fn=_die_with_parent)
+        self.starts += 1
+        c = self.client(socket_timeout=1)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    if c.ping():
+                        return
+                except redis.RedisError:
+                    pass
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise AssertionError("redis-server on port %d did not come up; log:\n%s"
+                                         % (self.port, self.log()[-4000:]))
+                time.sleep(0.05)
+        finally:
+            c.close()
+
+    def shutdown(self, timeout=10):
+        """SHUTDOWN through redis-cli, as an operator would: the AOF is
+        flushed; waits until the process is gone."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        subprocess.run([redis_cli_bin(), "-h", "127.0.0.1", "-p", str(self.port), "shutdown"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=timeout)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("redis-server did not stop within %d s of SHUTDOWN" % timeout)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "redis.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+
+def scaled(n, minimum=1):
+    """@n, or a third of it (at least @minimum) when EXW_SANITIZED is set:
+    sanitizer builds run several times slower."""
+    if os.environ.get("EXW_SANITIZED"):
+        return max(minimum, n // 3)
+    return n
+
+
+class RobustTest(E2ETest):
+    """E2ETest with helpers for the robustness tests."""
+
+    def use_own_redis(self, appendfsync="always"):
+        """Starts a RedisServer with AOF and points the test (its client, the
+        workers it starts and its teardown) at it. It is stopped after the
+        workers, at the end of the test."""
+        server = RedisServer(self.tmp, appendfsync=appendfsync)
+        server.start()
+        self._at_end.append(server.stop)
+        self.r.close()
+        self.r = server.client(socket_timeout=5)
+        self.redis_url = server.url()
+        self.own_redis = server
+        return server
+
+    def assert_workbook(self, st, job, failed_keys=()):
+        """The job's result is there, matches result_sha256 and result_bytes,
+        and holds exactly the header row and every row of @job, cell by cell."""
+        self.assertEqual(st.get("state"), "succeeded", "job %s: %r" % (job["id"], st))
+        data = self.result_bytes(st)
+        problems = workbook_problems(data, job, st, failed_keys)
+        self.assertEqual(problems, [], "job %s: workbook wrong" % job["id"])
+        return data
+
+    def upload_keys(self):
+        """{upload key: PTTL} of every P:result:*:upload:* key."""
+        keys = list(self.r.scan_iter(match=self.key("result", "*", "upload", "*"), count=1000))
+        return {k.decode(): self.r.pttl(k) for k in keys}
+
+    def assert_no_stray_upload_keys(self):
+        """No upload key is left without a TTL (a killed worker's partial
+        upload must expire by itself)."""
+        bad = {k: t for k, t in self.upload_keys().items() if t is None or t < 0}
+        self.assertEqual(bad, {}, "upload keys without a TTL")
+
+    def processing_lists(self):
+        """{key: length} of every non-empty P:processing:* list."""
+        out = {}
+        for k in self.r.scan_iter(match=self.key("processing", "*"), count=1000):
+            n = self.r.llen(k)
+            if n:
+                out[k.decode()] = n
+        return out
+
+    def assert_queues_empty(self):
+        self.assertEqual(self.r.llen(self.key("queue")), 0,
+                         "P:queue still holds %r" % self.r.lrange(self.key("queue"), 0, 5))
+        self.assertEqual(self.processing_lists(), {}, "processing lists not empty")
+
+    def wait_all(self, jids, timeout, states=TERMINAL):
+        """Waits until every job of @jids is in @states: {jid: status}."""
+        deadline = time.monotonic() + timeout
+        pending = list(jids)
+        done = {}
+        while pending and time.monotonic() < deadline:
+            pipe = self.r.pipeline(transaction=False)
+            for jid in pending:
+                pipe.hgetall(self.key("job", jid))
+            try:
+                results = pipe.execute()
+            except redis.RedisError:
+                time.sleep(0.2)
+                continue
+            still = []
+            for jid, raw in zip(pending, results):
+                st = {k.decode(): v.decode("utf-8", "replace") for k, v in raw.items()}
+                if st.get("state") in states:
+                    done[jid] = st
+                else:
+                    still.append(jid)
+            pending = still
+            if pending:
+                time.sleep(0.1)
+        if pending:
+            self.fail("%d job(s) not in %s within %.0f s, e.g. %s: %r; queue %d, processing %r"
+                      % (len(pending), states, timeout, pending[0],
+                         self.status(pending[0]), self.r.llen(self.key("queue")),
+                         self.processing_lists()))
+        return done
+
+    def log_lines(self, worker, pattern):
+        """Lines of @worker's stderr matching regular expression @pattern."""
+        rx = re.compile(pattern, re.I)
+        return [line for line in worker.log().splitlines() if rx.search(line)]
+
+
+class TcpProxy:
+    """A loopback TCP proxy to 127.0.0.1:@port, to cut one worker off from
+    Redis (a network partition) while others still reach it. cut() closes
+    every connection and refuses new ones by closing them at once; mend()
+    lets them through again. Threads only; stop() ends them."""
+
+    def __init__(self, port):
+        self.upstream = port
+        self._lsock = socket.socket()
+        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._lsock.bind(("127.0.0.1", 0))
+        self._lsock.listen(64)
+        self._lsock.settimeout(0.1)
+        self.port = self._lsock.getsockname()[1]
+        self._cut = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._socks = set()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                client, _ = self._lsock.accept()
+            except (socket.timeout, OSError):
+                continue
+            if self._cut.is_set():
+                client.close()
+                continue
+            try:
+                up = socket.create_connection(("127.0.0.1", self.upstream), timeout=2)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._socks.update((client, up))
+            for a, b in ((client, up), (up, client)):
+                t = threading.Thread(target=self._pipe, args=(a, b), daemon=True)
+                t.start()
+
+    def _pipe(self, src, dst):
+        src.settimeout(0.2)
+        try:
+            while not self._stop.is_set() and not self._cut.is_set():
+                try:
+                    data = src.recv(65536)
+                except socket.timeout:
+                    continue
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+            with self._lock:
+                self._socks.discard(src)
+                self._socks.discard(dst)
+
+    def cut(self):
+        self._cut.set()
+        with self._lock:
+            socks = list(self._socks)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def mend(self):
+        self._cut.clear()
+
+    def stop(self):
+        self._stop.set()
+        self.cut()
+        self._threads[0].join(2)
+        self._lsock.close()
