@@ -452,19 +452,25 @@ static int check_worker_id(const char *value, char *why, size_t why_size)
     return 0;
 }
 
+/* A readable regular file; whether it holds certificates curl finds out. */
 static int check_ca_file(const char *value, char *why, size_t why_size)
 {
-    FILE *f = fopen(value, "r");
+    char shown[SHOW_PATH_MAX];
+    struct stat st;
+    FILE *f;
 
+    show(value, shown, sizeof(shown));
+    if (stat(value, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, why_size, "%s is not a file", shown);
+        return -1;
+    }
+    f = fopen(value, "r");
     if (f == NULL) {
-        char shown[SHOW_PATH_MAX];
-
-        show(value, shown, sizeof(shown));
         snprintf(why, why_size, "cannot read %s", shown);
-        return 0;
+        return -1;
     }
     fclose(f);
-    return 1;
+    return 0;
 }
 
 static int check_tmpdir(const char *value, char *why, size_t why_size)
@@ -1129,7 +1135,9 @@ static const char *service_url_problem(const char *url)
         return "must start with http:// or https://";
     alen = strcspn(authority, "/?#");
     key = strstr(url, "{key}");
-    if (alen == 0 || (authority[0] == '@'))
+    /* The host follows the last '@' of the authority (user info before it). */
+    if (alen == 0 || authority[alen - 1] == '@' || authority[0] == '@' ||
+        authority[alen - 1] == ':')
         return "has no host";
     if (key == NULL)
         return "must contain {key} where the key goes";

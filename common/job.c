@@ -712,13 +712,26 @@ static exw_err parse_lookup(const cJSON *root, struct exw_job *job, struct exw_e
     return EXW_OK;
 }
 
-/* Whether @key names a list the job may use: one under the key prefix. */
+/* Whether @key names a list the job may use: one under the key prefix that is
+ * none of the worker's own keys (the job deletes its list when it ends). */
 static int rows_key_valid(const char *key, const char *prefix)
 {
+    static const char *const own[] = {"queue", "dead", "workers", "stats", "events"};
+    static const char *const own_spaces[] = {"job:", "result:", "processing:", "worker:"};
     size_t plen = strlen(prefix);
+    const char *rest = key + plen + 1;
+    size_t i;
 
-    return strncmp(key, prefix, plen) == 0 && key[plen] == ':' && strlen(key) <= 1024 &&
-           !has_control_chars(key);
+    if (strncmp(key, prefix, plen) != 0 || key[plen] != ':' || strlen(key) > 1024 ||
+        has_control_chars(key))
+        return 0;
+    for (i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        if (strcmp(rest, own[i]) == 0)
+            return 0;
+    for (i = 0; i < sizeof(own_spaces) / sizeof(own_spaces[0]); i++)
+        if (strncmp(rest, own_spaces[i], strlen(own_spaces[i])) == 0)
+            return 0;
+    return 1;
 }
 
 static exw_err parse_rows(const cJSON *root, struct exw_job *job, const struct exw_limits *lim,
@@ -738,7 +751,9 @@ static exw_err parse_rows(const cJSON *root, struct exw_job *job, const struct e
         if (!rows_key_valid(rows_key, prefix))
             return exw_errbuf_set(eb, EXW_EJSON,
                                   "rows_key: must be the name of a Redis list beginning with "
-                                  "\"%s:\"",
+                                  "\"%s:\" and not one of the worker's own keys (queue, dead, "
+                                  "workers, stats, events, job:*, result:*, processing:*, "
+                                  "worker:*)",
                                   prefix);
         job->rows_key = exw_xstrdup(rows_key);
         return EXW_OK;

@@ -127,6 +127,63 @@ static int is_json_space(unsigned char c)
  * (cJSON would silently cut the string there) and control characters, which
  * RFC 8259 forbids inside strings and cJSON takes for whitespace elsewhere.
  * Syntax errors are left to cJSON. */
+/* The value of four hex digits at @p, or -1. */
+static long hex4(const char *p)
+{
+    long v = 0;
+    int k;
+
+    for (k = 0; k < 4; k++) {
+        char c = p[k];
+
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            v |= c - 'A' + 10;
+        else
+            return -1;
+    }
+    return v;
+}
+
+static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+/* The end of the JSON number starting at @i (RFC 8259: -?(0|[1-9][0-9]*)
+ * (.[0-9]+)?([eE][+-]?[0-9]+)?), or 0 when it is not one. */
+static size_t number_end(const unsigned char *u, size_t len, size_t i)
+{
+    if (i < len && u[i] == '-')
+        i++;
+    if (i >= len || !is_digit(u[i]))
+        return 0;
+    if (u[i] == '0') {
+        i++;
+    } else {
+        while (i < len && is_digit(u[i]))
+            i++;
+    }
+    if (i < len && u[i] == '.') {
+        if (++i >= len || !is_digit(u[i]))
+            return 0;
+        while (i < len && is_digit(u[i]))
+            i++;
+    }
+    if (i < len && (u[i] == 'e' || u[i] == 'E')) {
+        if (++i < len && (u[i] == '+' || u[i] == '-'))
+            i++;
+        if (i >= len || !is_digit(u[i]))
+            return 0;
+        while (i < len && is_digit(u[i]))
+            i++;
+    }
+    if (i < len && (is_digit(u[i]) || u[i] == '.' || u[i] == 'e' || u[i] == 'E'))
+        return 0;
+    return i;
+}
+
 static exw_err prescan(const char *buf, size_t len, int max_depth, struct exw_errbuf *eb)
 {
     const unsigned char *u = (const unsigned char *)buf;
@@ -138,9 +195,26 @@ static exw_err prescan(const char *buf, size_t len, int max_depth, struct exw_er
             if (u[i] == '"') {
                 in_string = 0;
             } else if (u[i] == '\\') {
-                if (len - i >= 6 && memcmp(buf + i + 1, "u0000", 5) == 0)
+                long cp = len - i >= 6 && buf[i + 1] == 'u' ? hex4(buf + i + 2) : -1;
+
+                if (cp == 0)
                     return exw_errbuf_set(eb, EXW_ELIMIT,
                                           "string contains a NUL character at byte %zu", i);
+                /* JSON's grammar allows an unpaired surrogate escape; cJSON
+                 * (and UTF-8) does not: valid JSON over our own rules. */
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    long low = len - i >= 12 && buf[i + 6] == '\\' && buf[i + 7] == 'u'
+                                   ? hex4(buf + i + 8)
+                                   : -1;
+
+                    if (low < 0xDC00 || low > 0xDFFF)
+                        return exw_errbuf_set(
+                            eb, EXW_ELIMIT, "unpaired surrogate escape in a string at byte %zu", i);
+                    i += 6; /* the pair's low half */
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    return exw_errbuf_set(eb, EXW_ELIMIT,
+                                          "unpaired surrogate escape in a string at byte %zu", i);
+                }
                 i++; /* the escaped character cannot end the string */
             } else if (u[i] < 0x20) {
                 return exw_errbuf_set(eb, EXW_EJSON,
@@ -164,6 +238,26 @@ static exw_err prescan(const char *buf, size_t len, int max_depth, struct exw_er
             if (depth > 0)
                 depth--;
             break;
+        case '-':
+        case '0':
+        case '1':
+        case '2':
+        case '3':
+        case '4':
+        case '5':
+        case '6':
+        case '7':
+        case '8':
+        case '9': {
+            /* cJSON also takes 012, 1. and 1.e5; JSON does not. */
+            size_t end = number_end(u, len, i);
+
+            if (end == 0)
+                return exw_errbuf_set(eb, EXW_EJSON, "invalid JSON at byte %zu: malformed number",
+                                      i);
+            i = end - 1;
+            break;
+        }
         default:
             if (u[i] < 0x20 && !is_json_space(u[i]))
                 return exw_errbuf_set(eb, EXW_EJSON, "invalid JSON at byte %zu", i);

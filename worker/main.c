@@ -127,10 +127,11 @@ static void serve(struct worker *w)
             continue;
         }
         if (left_behind) {
-            if (!release_own(w)) {
-                exw_sleep_ms(1000);
+            /* Not at once: whatever kept the job from ending may still hold,
+             * and a job going round the queue must not spin the worker. */
+            exw_sleep_ms(500);
+            if (!release_own(w))
                 continue;
-            }
             left_behind = 0;
         }
         if (exw_rq_take(rq, TAKE_WAIT_S, &doc, &len, &eb) != EXW_OK) {

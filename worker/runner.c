@@ -25,7 +25,15 @@
 #define UPLOAD_CHUNK (1u << 20)
 #define MAX_RESULT_BYTES (512ull << 20) /* Redis' own limit for one string */
 
-enum outcome { OUT_NONE, OUT_SUCCEEDED, OUT_FAILED, OUT_CANCELLED, OUT_REQUEUE, OUT_LOST };
+enum outcome {
+    OUT_NONE,
+    OUT_SUCCEEDED,
+    OUT_FAILED,
+    OUT_CANCELLED,
+    OUT_REQUEUE, /* back on the queue unfinished (shutdown) */
+    OUT_LOST,    /* Redis away or the job taken over: nothing recorded here */
+    OUT_DEAD     /* cannot even have a status: to P:dead */
+};
 
 struct pending {
     const struct exw_row *row;
@@ -252,7 +260,11 @@ static int next_row(struct run *r, const struct exw_row **row, struct exw_row **
         }
         if (exw_rq_lrange(rq, r->job->rows_key, r->rows_read, r->rows_read + FETCH_ROWS - 1,
                           keep_row, r, &eb) != EXW_OK) {
-            set_outcome(r, OUT_LOST, NULL, "reading %s: %s", r->job->rows_key, eb.msg);
+            if (exw_rq_broken(rq))
+                set_outcome(r, OUT_LOST, NULL, "reading %s: %s", r->job->rows_key, eb.msg);
+            else /* keep_row already decided, or Redis refused the read */
+                set_outcome(r, OUT_FAILED, "invalid_job", "rows_key: %s cannot be read (%s)",
+                            r->job->rows_key, eb.msg);
             return 0;
         }
         if (r->nfetched == 0) {
@@ -614,7 +626,14 @@ static int start(struct run *r)
     int cancel = 0;
 
     if (rq == NULL || exw_rq_precheck(rq, r->job->id, &pre, &eb) != EXW_OK) {
-        set_outcome(r, OUT_LOST, NULL, "Redis unreachable at start");
+        /* Redis answering with an error (the status key is not a hash, an ACL
+         * refuses it) will answer the same next time: the job cannot have a
+         * status, so it goes to P:dead rather than round the queue again. */
+        if (rq != NULL && !exw_rq_broken(rq))
+            set_outcome(r, OUT_DEAD, NULL, "the job's status %s:job:%s cannot be read: %s",
+                        cfg->prefix, r->job->id, eb.msg);
+        else
+            set_outcome(r, OUT_LOST, NULL, "Redis unreachable at start");
         return 0;
     }
     if (pre.cancel) {
@@ -640,7 +659,11 @@ static int start(struct run *r)
     }
     if (r->job->rows_key != NULL) {
         if (exw_rq_llen(rq, r->job->rows_key, &r->rows_total, &eb) != EXW_OK) {
-            set_outcome(r, OUT_LOST, NULL, "reading rows_key: %s", eb.msg);
+            if (exw_rq_broken(rq))
+                set_outcome(r, OUT_LOST, NULL, "reading rows_key: %s", eb.msg);
+            else
+                set_outcome(r, OUT_FAILED, "invalid_job", "rows_key: %s is not a list of rows (%s)",
+                            r->job->rows_key, eb.msg);
             return 0;
         }
         if ((size_t)r->rows_total > r->job->limits.max_rows) {
@@ -778,6 +801,13 @@ int exw_run_job(struct worker *w, const char *doc, size_t len)
         break;
     case OUT_REQUEUE:
         left = !requeue(&r);
+        break;
+    case OUT_DEAD:
+        EXW_LOG(EXW_LOG_WARN, "job goes to %s:dead: %s", cfg->prefix, r.error);
+        dead = exw_job_dead_entry(doc, len, r.error, (long long)exw_wall_ms());
+        exw_job_free(r.job);
+        r.job = NULL; /* no status to write */
+        ended = finish(&r, "dead", dead);
         break;
     case OUT_LOST:
     case OUT_NONE:

@@ -43,7 +43,8 @@ static void expect_error(const char *text, size_t len, int max_depth, const char
     /* Well-formed JSON over our own limits is ELIMIT, anything else EJSON. */
     exw_err want = strncmp(msg, "nesting", 7) == 0 ||
                            strncmp(msg, "string contains a NUL", 21) == 0 ||
-                           strncmp(msg, "number out of range", 19) == 0
+                           strncmp(msg, "number out of range", 19) == 0 ||
+                           strncmp(msg, "unpaired surrogate", 18) == 0
                        ? EXW_ELIMIT
                        : EXW_EJSON;
 
@@ -108,8 +109,15 @@ static void test_parse_errors(void **state)
     expect_error_str("[.5]", "invalid JSON at byte 1");
     expect_error_str("[NaN]", "invalid JSON at byte 1");
     /* Lone surrogates in escapes cannot become UTF-8. */
-    expect_error_str("\"\\ud800\"", "invalid JSON at byte 1");
-    expect_error_str("\"\\udc00x\"", "invalid JSON at byte 1");
+    expect_error_str("\"\\ud800\"", "unpaired surrogate escape in a string at byte 1");
+    expect_error_str("\"\\udc00x\"", "unpaired surrogate escape in a string at byte 1");
+    expect_error_str("\"\\ud800\\u0041\"", "unpaired surrogate escape in a string at byte 1");
+    expect_error_str("[012]", "invalid JSON at byte 1: malformed number");
+    expect_error_str("[-01]", "invalid JSON at byte 1: malformed number");
+    expect_error_str("[1.]", "invalid JSON at byte 1: malformed number");
+    expect_error_str("[1.e5]", "invalid JSON at byte 1: malformed number");
+    expect_error_str("[00]", "invalid JSON at byte 1: malformed number");
+    expect_error_str("[-]", "invalid JSON at byte 1: malformed number");
 }
 
 static void test_parse_trailing(void **state)
@@ -119,7 +127,7 @@ static void test_parse_trailing(void **state)
     expect_error_str("[1]]", "unexpected data at byte 3");
     expect_error_str("1 2", "unexpected data at byte 2");
     expect_error_str("{} {}", "unexpected data at byte 3");
-    expect_error_str("1.5e", "unexpected data at byte 3");
+    expect_error_str("1.5e", "invalid JSON at byte 0: malformed number");
     /* A NUL after the value is data, not an end marker (and no JSON at all). */
     expect_error("[1]\0", 4, 32, "invalid JSON at byte 3");
     expect_error("[1] \0 ", 6, 32, "invalid JSON at byte 4");
