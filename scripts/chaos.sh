@@ -68,20 +68,7 @@ mock_bin=${EXW_MOCK_BIN:-}
 [[ -n $mock_bin ]] || mock_bin=$(exw_find_bin "$build_dir" export-mock-lookup)
 exw_redis_server_bin >/dev/null
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/exw-chaos.XXXXXX")
-EXW_WATCHDOG_PID=
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-    exw_stop_all
-    if [[ -n $EXW_WATCHDOG_PID ]]; then
-        kill "$EXW_WATCHDOG_PID" 2>/dev/null || true
-        wait "$EXW_WATCHDOG_PID" 2>/dev/null || true
-    fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+exw_session chaos
 
 # Faults the workers must retry away: 500s, hangs past the 500 ms request
 # timeout, dropped connections (5 retries make a lost key very unlikely).

@@ -191,3 +191,23 @@ exw_build() {
     cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@"
     cmake --build "$dir" -j"$(nproc)"
 }
+
+# exw_session TAG: makes the temporary folder $dir and the traps that stop
+# everything started and remove $dir on exit, Ctrl-C or SIGTERM.
+exw_session() {
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/exw-$1.XXXXXX")
+    EXW_WATCHDOG_PID=
+    trap exw_session_end EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# shellcheck disable=SC2317 # called by the trap
+exw_session_end() {
+    exw_stop_all
+    if [[ -n $EXW_WATCHDOG_PID ]]; then
+        kill "$EXW_WATCHDOG_PID" 2>/dev/null || true
+        wait "$EXW_WATCHDOG_PID" 2>/dev/null || true
+    fi
+    rm -rf "$dir"
+}

@@ -16,20 +16,7 @@ if [[ $# -lt 1 ]]; then
     exit 64
 fi
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/exw-redis.XXXXXX")
-EXW_WATCHDOG_PID=
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-    exw_stop_all
-    if [[ -n $EXW_WATCHDOG_PID ]]; then
-        kill "$EXW_WATCHDOG_PID" 2>/dev/null || true
-        wait "$EXW_WATCHDOG_PID" 2>/dev/null || true
-    fi
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+exw_session redis
 
 exw_start_redis "$dir"
 exw_watchdog "$dir" "$EXW_REDIS_PID"
