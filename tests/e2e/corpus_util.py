@@ -19,6 +19,8 @@ import http.server
 
 import redis
 
+import harness
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS_DIR = os.path.normpath(os.path.join(HERE, "..", "corpus", "bad"))
 PREFIX_PLACEHOLDER = b"${PREFIX}"
@@ -145,20 +147,10 @@ class OwnRedis:
         return "redis://%s127.0.0.1:%d/%d" % (auth, self.port, db)
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return harness.read_text(self.log_path)
 
     def _kill(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        harness.stop_process(self.proc)
         self._log.close()
 
     def stop(self):
