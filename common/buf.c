@@ -59,25 +59,61 @@ exw_err exw_buf_append(struct exw_buf *b, const void *p, size_t n)
     return EXW_OK;
 }
 
+static exw_err vappend(struct exw_buf *b, size_t n, size_t room, const char *fmt, va_list ap)
+    EXW_PRINTF(4, 0);
+static int vlength(const char *fmt, va_list ap) EXW_PRINTF(1, 0);
+
+/* Appends at most @room of the @n bytes that @fmt makes, plus the NUL. */
+static exw_err vappend(struct exw_buf *b, size_t n, size_t room, const char *fmt, va_list ap)
+{
+    size_t take = n < room ? n : room;
+    exw_err rc = reserve(b, take);
+
+    if (rc != EXW_OK)
+        return rc;
+    vsnprintf(b->data + b->len, take + 1, fmt, ap);
+    b->len += take;
+    return take < n ? EXW_ELIMIT : EXW_OK;
+}
+
+/* The length of what @fmt makes, or -1. */
+static int vlength(const char *fmt, va_list ap)
+{
+    va_list aq;
+    int n;
+
+    va_copy(aq, ap);
+    n = vsnprintf(NULL, 0, fmt, aq);
+    va_end(aq);
+    return n;
+}
+
 exw_err exw_buf_printf(struct exw_buf *b, const char *fmt, ...)
 {
     va_list ap;
     int n;
-    exw_err rc;
+    exw_err rc = EXW_ELIMIT;
 
     va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
+    n = vlength(fmt, ap);
+    if (n >= 0)
+        rc = vappend(b, (size_t)n, (size_t)n, fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return EXW_ELIMIT;
-    rc = reserve(b, (size_t)n);
-    if (rc != EXW_OK)
-        return rc;
+    return rc;
+}
+
+exw_err exw_buf_printf_cut(struct exw_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+    exw_err rc = EXW_ELIMIT;
+
     va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    n = vlength(fmt, ap);
+    if (n >= 0)
+        rc = vappend(b, (size_t)n, b->max - b->len, fmt, ap);
     va_end(ap);
-    b->len += (size_t)n;
-    return EXW_OK;
+    return rc;
 }
 
 char *exw_buf_steal(struct exw_buf *b, size_t *len)

@@ -11,8 +11,16 @@ static const char *const err_names[EXW_ERR_COUNT] = {
     [EXW_OK] = "OK",         [EXW_ENOMEM] = "ENOMEM",         [EXW_ECONFIG] = "ECONFIG",
     [EXW_EREDIS] = "EREDIS", [EXW_EHTTP] = "EHTTP",           [EXW_EJSON] = "EJSON",
     [EXW_EXLSX] = "EXLSX",   [EXW_ETIMEOUT] = "ETIMEOUT",     [EXW_ESHUTDOWN] = "ESHUTDOWN",
-    [EXW_ELIMIT] = "ELIMIT", [EXW_ECANCELLED] = "ECANCELLED",
+    [EXW_ELIMIT] = "ELIMIT", [EXW_ECANCELLED] = "ECANCELLED", [EXW_EREPLY] = "EREPLY",
+    [EXW_EAGAIN] = "EAGAIN",
 };
+
+const char *exw_errno_text(int e, char *out, size_t size)
+{
+    if (strerror_r(e, out, size) != 0)
+        snprintf(out, size, "error %d", e);
+    return out;
+}
 
 const char *exw_strerror(exw_err e)
 {

@@ -23,6 +23,12 @@ EXW_MUST_CHECK exw_err exw_buf_append(struct exw_buf *b, const void *p, size_t n
 /* Appends printf-formatted text; EXW_ELIMIT past the cap. Thread: owner. */
 EXW_MUST_CHECK exw_err exw_buf_printf(struct exw_buf *b, const char *fmt, ...) EXW_PRINTF(2, 3);
 
+/* Appends printf-formatted text as far as the cap allows, as snprintf() cuts:
+ * for messages, where a cut end is better than a failure. Once cut, the buffer
+ * is full, so later appends add nothing and the text never has a hole.
+ * Returns EXW_ELIMIT when it cut, which the caller may ignore. Thread: owner. */
+exw_err exw_buf_printf_cut(struct exw_buf *b, const char *fmt, ...) EXW_PRINTF(2, 3);
+
 /* Hands the data to the caller (to free) and leaves @b empty. Thread: owner. */
 char *exw_buf_steal(struct exw_buf *b, size_t *len);
 

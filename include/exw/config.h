@@ -1,7 +1,9 @@
 /* config.h: the worker's configuration, from the environment and flags.
  *
  * Every setting is one row of the table in config.c; names follow PROTOCOL.md
- * section 4. After exw_config_load() the struct is read-only and shared. */
+ * section 4. After exw_config_load() the struct is read-only and shared.
+ * Redis URLs are parsed by redis_addr.c and lookup services read by
+ * services.c; this header includes theirs, so its users need no other. */
 #ifndef EXW_CONFIG_H
 #define EXW_CONFIG_H
 
@@ -9,27 +11,8 @@
 #include <stdint.h>
 #include "exw/err.h"
 #include "exw/log.h"
-
-#define EXW_SERVICE_NAME_MAX 64
-#define EXW_MAX_SERVICES 64
-
-struct exw_service {
-    char name[EXW_SERVICE_NAME_MAX + 1]; /* upper case, [A-Z0-9]+ */
-    char *url;                           /* template with {key} */
-    char *auth;                          /* Authorization header value or NULL; secret */
-    long timeout_ms;
-    long retries;
-};
-
-/* A parsed EXPORT_REDIS_URL. */
-struct exw_redis_addr {
-    char *host; /* NULL for a unix socket; an IPv6 address without its [] */
-    int port;
-    char *path;     /* unix socket path, or NULL */
-    char *user;     /* ACL user or NULL, percent-decoded */
-    char *password; /* secret or NULL, percent-decoded */
-    int db;
-};
+#include "exw/redis_addr.h" /* struct exw_redis_addr, exw_redis_addr_parse() */
+#include "exw/services.h"   /* struct exw_service, exw_config_service() */
 
 struct exw_config {
     char *redis_url; /* as given, password included: log exw_config_describe() instead */
@@ -42,6 +25,8 @@ struct exw_config {
     long shutdown_grace_s;
     long result_ttl_s;
     long max_job_bytes;
+    long max_row_bytes;    /* largest element of a rows_key list; longer is invalid_job */
+    long max_result_bytes; /* largest workbook stored; larger is too_large */
     enum exw_log_format log_format;
     enum exw_log_level log_level;
     /* Extensions beyond PROTOCOL.md. */
@@ -82,16 +67,5 @@ const char *exw_config_usage(void);
  * (the Redis password, service auth, user info in URLs) shown as ***
  * (caller frees). Thread: any. */
 char *exw_config_describe(const struct exw_config *c);
-
-/* Finds a service by name, case-insensitively; NULL if not configured. Thread: any. */
-const struct exw_service *exw_config_service(const struct exw_config *c, const char *name);
-
-/* Parses redis://[user:password@]host[:port][/db] or
- * unix://[user:password@]/path[?db=N] into @out (cleanup with
- * exw_redis_addr_cleanup). On EXW_ECONFIG *@out holds nothing and @eb says
- * what is wrong, without the password or the URL. Thread: any. */
-EXW_MUST_CHECK exw_err exw_redis_addr_parse(const char *url, struct exw_redis_addr *out,
-                                            struct exw_errbuf *eb);
-void exw_redis_addr_cleanup(struct exw_redis_addr *a);
 
 #endif

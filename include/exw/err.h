@@ -19,7 +19,7 @@ typedef enum exw_err {
     EXW_OK = 0,
     EXW_ENOMEM,     /* a library could not allocate */
     EXW_ECONFIG,    /* bad configuration value */
-    EXW_EREDIS,     /* Redis connection or protocol error */
+    EXW_EREDIS,     /* Redis transport: the connection is gone or never came */
     EXW_EHTTP,      /* HTTP transport error (connection refused, reset, ...) */
     EXW_EJSON,      /* JSON that does not parse or breaks the job schema */
     EXW_EXLSX,      /* libxlsxwriter or file system error while writing */
@@ -27,6 +27,8 @@ typedef enum exw_err {
     EXW_ESHUTDOWN,  /* work abandoned because its owner is stopping */
     EXW_ELIMIT,     /* input over a configured size limit */
     EXW_ECANCELLED, /* work abandoned because the job was cancelled */
+    EXW_EREPLY,     /* Redis answered with an error that a retry will not change */
+    EXW_EAGAIN,     /* Redis answered with an error that passes (LOADING, BUSY...) */
     EXW_ERR_COUNT
 } exw_err;
 
@@ -42,6 +44,10 @@ struct exw_errbuf {
 /* Formats into @eb (if not NULL), truncating to fit. Returns @rc so callers can write
  * `return exw_errbuf_set(eb, EXW_EJSON, "...")`. Thread: any. */
 exw_err exw_errbuf_set(struct exw_errbuf *eb, exw_err rc, const char *fmt, ...) EXW_PRINTF(3, 4);
+
+/* The message for errno value @e (strerror_r), in @out; returns @out.
+ * Thread: any. */
+const char *exw_errno_text(int e, char *out, size_t size);
 
 /* Allocation that never fails: logs to stderr and aborts on OOM (redis zmalloc).
  * Thread: any. */

@@ -1,4 +1,5 @@
-/* test_buf.c: the capped byte buffer (append, printf, the cap, steal, reset). */
+/* test_buf.c: the capped byte buffer (append, printf, the cap, cut text, steal,
+ * reset). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -199,6 +200,46 @@ static void test_printf_cap(void **state)
     exw_buf_cleanup(&b);
 }
 
+static void test_printf_cut(void **state)
+{
+    struct exw_buf b;
+
+    (void)state;
+    exw_buf_init(&b, 10);
+    /* What fits goes in whole. */
+    assert_int_equal(exw_buf_printf_cut(&b, "%s=%d", "n", 42), EXW_OK);
+    assert_holds(&b, "n=42", 4);
+    /* What does not is cut at the cap, as snprintf() would. */
+    assert_int_equal(exw_buf_printf_cut(&b, ", %s", "abcdef"), EXW_ELIMIT);
+    assert_holds(&b, "n=42, abcd", 10);
+    /* Full now: later text adds nothing, so the text has no hole. */
+    assert_int_equal(exw_buf_printf_cut(&b, "%c", 'z'), EXW_ELIMIT);
+    assert_holds(&b, "n=42, abcd", 10);
+    assert_int_equal(exw_buf_printf_cut(&b, "%s", ""), EXW_OK);
+    assert_holds(&b, "n=42, abcd", 10);
+    exw_buf_cleanup(&b);
+
+    /* On an empty buffer, and with a cap of 0. */
+    exw_buf_init(&b, 3);
+    assert_int_equal(exw_buf_printf_cut(&b, "%s", "hello"), EXW_ELIMIT);
+    assert_holds(&b, "hel", 3);
+    exw_buf_cleanup(&b);
+    exw_buf_init(&b, 0);
+    assert_int_equal(exw_buf_printf_cut(&b, "%s", "hello"), EXW_ELIMIT);
+    assert_holds(&b, "", 0);
+    exw_buf_cleanup(&b);
+
+    /* Long text, past the first allocation, in one piece. */
+    exw_buf_init(&b, 5000);
+    assert_int_equal(exw_buf_printf_cut(&b, "%4000d", 7), EXW_OK);
+    assert_int_equal(b.len, 4000);
+    assert_int_equal(exw_buf_printf_cut(&b, "%2000d", 8), EXW_ELIMIT);
+    assert_int_equal(b.len, 5000);
+    assert_int_equal(b.data[5000], '\0');
+    assert_int_equal(b.data[4999], ' ');
+    exw_buf_cleanup(&b);
+}
+
 static void test_steal(void **state)
 {
     struct exw_buf b;
@@ -272,6 +313,7 @@ int main(void)
         cmocka_unit_test(test_cap),
         cmocka_unit_test(test_printf),
         cmocka_unit_test(test_printf_cap),
+        cmocka_unit_test(test_printf_cut),
         cmocka_unit_test(test_steal),
         cmocka_unit_test(test_reset),
     };

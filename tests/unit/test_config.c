@@ -1,5 +1,7 @@
-/* test_config.c: settings from the environment and flags, lookup services,
- * Redis URLs, error reports and the rule that secrets are never shown. */
+/* test_config.c: settings from the environment and flags, error reports,
+ * --help, the description and the rule that secrets are never shown. Lookup
+ * services and Redis URLs have their own tests (test_services.c,
+ * test_redis_addr.c); here only how they join the rest. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -151,6 +153,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.shutdown_grace_s, 8);
     assert_int_equal(c.result_ttl_s, 86400);
     assert_int_equal(c.max_job_bytes, 67108864);
+    assert_int_equal(c.max_row_bytes, 1048576);
+    assert_int_equal(c.max_result_bytes, 268435456);
     assert_int_equal(c.log_format, EXW_LOG_TEXT);
     assert_int_equal(c.log_level, EXW_LOG_INFO);
     assert_string_equal(c.tmpdir, scratch);
@@ -220,7 +224,8 @@ static void test_every_variable(void **state)
                 "EXPORT_JOB_TIMEOUT=60", "EXPORT_SHUTDOWN_GRACE=0", "EXPORT_RESULT_TTL=3600",
                 "EXPORT_MAX_JOB_BYTES=1024", "EXPORT_LOG_FORMAT=json", "EXPORT_LOG_LEVEL=debug",
                 tmpdir, "EXPORT_HEARTBEAT_TTL_MS=10000", "EXPORT_BATCH_ROWS=1000000",
-                "EXPORT_MAX_RESPONSE_BYTES=1073741824", "EXPORT_MAX_SHEET_ROWS=2"),
+                "EXPORT_MAX_RESPONSE_BYTES=1073741824", "EXPORT_MAX_SHEET_ROWS=2",
+                "EXPORT_MAX_ROW_BYTES=1024", "EXPORT_MAX_RESULT_BYTES=536870912"),
             NO_ARGS);
     assert_string_equal(c.redis_url, "redis://redis.internal:6380/2");
     assert_string_equal(c.redis.host, "redis.internal");
@@ -241,6 +246,8 @@ static void test_every_variable(void **state)
     assert_int_equal(c.batch_rows, 1000000);
     assert_int_equal(c.max_response_bytes, 1073741824);
     assert_int_equal(c.max_sheet_rows, 2);
+    assert_int_equal(c.max_row_bytes, 1024);
+    assert_int_equal(c.max_result_bytes, 536870912);
     exw_config_cleanup(&c);
 }
 
@@ -255,7 +262,8 @@ static void test_every_flag(void **state)
                  "--shutdown-grace", "3600", "--result-ttl", "31536000", "--max-job-bytes",
                  "2147483647", "--log-format", "json", "--log-level", "error", "--tmpdir", scratch,
                  "--heartbeat-ttl-ms", "1000", "--batch-rows", "1", "--max-response-bytes", "1024",
-                 "--max-sheet-rows", "1001"));
+                 "--max-sheet-rows", "1001", "--max-row-bytes", "536870912", "--max-result-bytes",
+                 "4096"));
     assert_string_equal(c.redis.path, "/run/redis.sock");
     assert_int_equal(c.redis.db, 3);
     assert_string_equal(c.prefix, "p");
@@ -272,6 +280,8 @@ static void test_every_flag(void **state)
     assert_int_equal(c.batch_rows, 1);
     assert_int_equal(c.max_response_bytes, 1024);
     assert_int_equal(c.max_sheet_rows, 1001);
+    assert_int_equal(c.max_row_bytes, 536870912);
+    assert_int_equal(c.max_result_bytes, 4096);
     exw_config_cleanup(&c);
 }
 
@@ -427,6 +437,8 @@ static void test_every_range(void **state)
         {"EXPORT_BATCH_ROWS", "0", "1000001"},
         {"EXPORT_MAX_RESPONSE_BYTES", "1023", "1073741825"},
         {"EXPORT_MAX_SHEET_ROWS", "1", "1048577"},
+        {"EXPORT_MAX_ROW_BYTES", "1023", "536870913"},
+        {"EXPORT_MAX_RESULT_BYTES", "4095", "536870913"},
     };
     char lo[96], hi[96];
     char *e;
@@ -530,349 +542,57 @@ static void test_cleanup_and_reuse(void **state)
     exw_config_cleanup(&c);
 }
 
-/* ---- Lookup services ---- */
-
-static void test_services(void **state)
+static void test_size_limits(void **state)
 {
-    const struct exw_service *s;
-    struct exw_config c;
-
-    (void)state;
-    load_ok(&c,
-            ENV("EXPORT_SERVICE_TETHER_URL=https://tether.internal/v1/c/{key}",
-                "EXPORT_SERVICE_TETHER_AUTH=Bearer abc", "EXPORT_SERVICE_TETHER_TIMEOUT_MS=250",
-                "EXPORT_SERVICE_TETHER_RETRIES=0",
-                "EXPORT_SERVICE_CRM2_URL=http://crm:8080/?id={key}", "EXPORT_SERVICES=ignored",
-                "EXPORT_SERVICE=ignored"),
-            NO_ARGS);
-    assert_int_equal(c.nservices, 2);
-    /* Sorted by name. */
-    assert_string_equal(c.services[0].name, "CRM2");
-    assert_string_equal(c.services[1].name, "TETHER");
-
-    s = exw_config_service(&c, "tether");
-    assert_ptr_equal(s, &c.services[1]);
-    assert_ptr_equal(exw_config_service(&c, "TeThEr"), s);
-    assert_string_equal(s->url, "https://tether.internal/v1/c/{key}");
-    assert_string_equal(s->auth, "Bearer abc");
-    assert_int_equal(s->timeout_ms, 250);
-    assert_int_equal(s->retries, 0);
-
-    s = exw_config_service(&c, "crm2");
-    assert_non_null(s);
-    assert_string_equal(s->url, "http://crm:8080/?id={key}");
-    assert_null(s->auth);
-    assert_int_equal(s->timeout_ms, 5000);
-    assert_int_equal(s->retries, 3);
-
-    assert_null(exw_config_service(&c, "crm"));
-    assert_null(exw_config_service(&c, "tether2"));
-    assert_null(exw_config_service(&c, ""));
-    assert_null(exw_config_service(&c, NULL));
-    exw_config_cleanup(&c);
-}
-
-static void test_service_name_rules(void **state)
-{
-    char *e;
-
-    (void)state;
-    expect_one_error(ENV("EXPORT_SERVICE_MY_SVC_URL=http://x/{key}"), NO_ARGS,
-                     "EXPORT_SERVICE_MY_SVC_URL: service names are [A-Z0-9]+");
-    expect_one_error(ENV("EXPORT_SERVICE_foo_URL=http://x/{key}"), NO_ARGS,
-                     "EXPORT_SERVICE_foo_URL: service names are [A-Z0-9]+");
-    expect_one_error(ENV("EXPORT_SERVICE__URL=http://x/{key}"), NO_ARGS,
-                     "EXPORT_SERVICE__URL: service names are [A-Z0-9]+");
-    /* Suffixes are taken from the right, so these names hold an underscore. */
-    expect_one_error(ENV("EXPORT_SERVICE_A_AUTH_URL=http://x/{key}"), NO_ARGS,
-                     "EXPORT_SERVICE_A_AUTH_URL: service names are [A-Z0-9]+");
-    expect_one_error(ENV("EXPORT_SERVICE_A_URL_TIMEOUT_MS=5"), NO_ARGS,
-                     "EXPORT_SERVICE_A_URL_TIMEOUT_MS: service names are [A-Z0-9]+");
-    expect_one_error(ENV("EXPORT_SERVICE_A_HOST=x"), NO_ARGS,
-                     "EXPORT_SERVICE_A_HOST: not a lookup service setting");
-    expect_one_error(ENV("EXPORT_SERVICE_URL=http://x/{key}"), NO_ARGS,
-                     "EXPORT_SERVICE_URL: not a lookup service setting");
-    e = load_bad(ENV("EXPORT_SERVICE_"
-                     "A123456789B123456789C123456789D123456789E123456789F123456789G12345_URL="
-                     "http://x/{key}"),
-                 NO_ARGS);
-    assert_non_null(strstr(e, "service names are [A-Z0-9]+, at most 64 characters"));
-    free(e);
-}
-
-static void test_service_settings_errors(void **state)
-{
-    char *e;
-
-    (void)state;
-    expect_one_error(ENV("EXPORT_SERVICE_X_TIMEOUT_MS=5"), NO_ARGS,
-                     "EXPORT_SERVICE_X: has settings but no EXPORT_SERVICE_X_URL"
-                     " (or --service X=URL)");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=ftp://x/{key}"), NO_ARGS,
-                     "EXPORT_SERVICE_X_URL: must start with http:// or https://");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/"), NO_ARGS,
-                     "EXPORT_SERVICE_X_URL: must contain {key} where the key goes");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://{key}.evil/"), NO_ARGS,
-                     "EXPORT_SERVICE_X_URL: must have {key} in its path or query");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http:///{key}"), NO_ARGS,
-                     "EXPORT_SERVICE_X_URL: has no host");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/a b/{key}"), NO_ARGS,
-                     "EXPORT_SERVICE_X_URL: must not contain spaces");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_TIMEOUT_MS=0"),
-                     NO_ARGS, "EXPORT_SERVICE_X_TIMEOUT_MS: must be 1..600000, got 0");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_RETRIES=21"),
-                     NO_ARGS, "EXPORT_SERVICE_X_RETRIES: must be 0..20, got 21");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_RETRIES=two"),
-                     NO_ARGS, "EXPORT_SERVICE_X_RETRIES: must be an integer, got \"two\"");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_AUTH=a",
-                         "EXPORT_SERVICE_X_AUTH_FILE=/etc/hostname"),
-                     NO_ARGS,
-                     "EXPORT_SERVICE_X_AUTH: set either this or EXPORT_SERVICE_X_AUTH_FILE,"
-                     " not both");
-    e = load_bad(
-        ENV("EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_AUTH=Bearer a\r\nX: y"),
-        NO_ARGS);
-    assert_string_equal(e, "EXPORT_SERVICE_X_AUTH: must not contain control characters");
-    free(e);
-}
-
-static void test_service_auth_file(void **state)
-{
-    char path[600], var[700];
-    const struct exw_service *s;
     struct exw_config c;
     char *e;
 
     (void)state;
-    snprintf(path, sizeof(path), "%s/test_config_auth_%ld", scratch, (long)getpid());
-    snprintf(var, sizeof(var), "EXPORT_SERVICE_T_AUTH_FILE=%s", path);
-
-    /* One trailing newline goes, \n or \r\n. */
-    write_file(path, "Bearer t0k\n", 11);
-    load_ok(&c, ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_ARGS);
-    s = exw_config_service(&c, "t");
-    assert_non_null(s);
-    assert_string_equal(s->auth, "Bearer t0k");
+    /* Each bound is accepted, from a variable or a flag. */
+    load_ok(&c, ENV("EXPORT_MAX_ROW_BYTES=1024", "EXPORT_MAX_RESULT_BYTES=4096"), NO_ARGS);
+    assert_int_equal(c.max_row_bytes, 1024);
+    assert_int_equal(c.max_result_bytes, 4096);
+    exw_config_cleanup(&c);
+    load_ok(&c, ENV("EXPORT_MAX_ROW_BYTES=1"),
+            ARGS("--max-row-bytes=536870912", "--max-result-bytes", "536870912"));
+    assert_int_equal(c.max_row_bytes, 536870912);
+    assert_int_equal(c.max_result_bytes, 536870912);
     exw_config_cleanup(&c);
 
-    write_file(path, "Bearer t0k\r\n", 12);
-    load_ok(&c, ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_ARGS);
-    assert_string_equal(exw_config_service(&c, "T")->auth, "Bearer t0k");
-    exw_config_cleanup(&c);
-
-    write_file(path, "Bearer t0k", 10);
-    load_ok(&c, ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_ARGS);
-    assert_string_equal(exw_config_service(&c, "T")->auth, "Bearer t0k");
-    exw_config_cleanup(&c);
-
-    /* Only one: a second line is refused, without showing the contents. */
-    write_file(path, "Bearer t0k\n\n", 12);
-    e = load_bad(ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_ARGS);
-    assert_non_null(strstr(e, "EXPORT_SERVICE_T_AUTH_FILE: \""));
-    assert_non_null(strstr(e, path));
-    assert_non_null(strstr(e, "must hold one line without control characters"));
-    assert_null(strstr(e, "t0k"));
+    /* Past them, each says its range; both are reported at once. */
+    e = load_bad(ENV("EXPORT_MAX_ROW_BYTES=1023", "EXPORT_MAX_RESULT_BYTES=536870913"), NO_ARGS);
+    assert_string_equal(e, "EXPORT_MAX_ROW_BYTES: must be 1024..536870912, got 1023\n"
+                           "EXPORT_MAX_RESULT_BYTES: must be 4096..536870912, got 536870913");
     free(e);
-
-    write_file(path, "\n", 1);
-    expect_one_error(ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_ARGS, "is empty");
-
-    unlink(path);
-    e = load_bad(ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_ARGS);
-    assert_non_null(strstr(e, "EXPORT_SERVICE_T_AUTH_FILE: cannot read \""));
-    assert_non_null(strstr(e, path));
-    assert_non_null(strstr(e, "No such file or directory"));
-    assert_int_equal(count_lines(e), 1);
+    e = load_bad(ENV("X=1"), ARGS("--max-result-bytes", "4095", "--max-row-bytes=1MiB"));
+    assert_string_equal(e, "--max-row-bytes: must be an integer, got \"1MiB\"\n"
+                           "--max-result-bytes: must be 4096..536870912, got 4095");
     free(e);
-
-    /* A folder cannot be read either. */
-    snprintf(var, sizeof(var), "EXPORT_SERVICE_T_AUTH_FILE=%s", scratch);
-    expect_one_error(ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_ARGS, "cannot read");
 }
 
-static void test_service_flag(void **state)
+/* Lookup services join the rest: --service in both forms, and their errors
+ * in the one list. */
+static void test_services_in_load(void **state)
 {
     struct exw_config c;
+    char *e;
 
     (void)state;
-    /* --service adds a service or overrides the URL of one from the environment. */
-    load_ok(&c,
-            ENV("EXPORT_SERVICE_A_URL=http://env/{key}", "EXPORT_SERVICE_A_AUTH=tok",
-                "EXPORT_SERVICE_A_RETRIES=1"),
+    load_ok(&c, ENV("EXPORT_SERVICE_A_URL=http://env/{key}", "EXPORT_SERVICE_A_AUTH=tok"),
             ARGS("--service", "a=http://flag/{key}", "--service=B2=https://b/{key}?x=1"));
     assert_int_equal(c.nservices, 2);
     assert_string_equal(exw_config_service(&c, "A")->url, "http://flag/{key}");
-    assert_string_equal(exw_config_service(&c, "A")->auth, "tok");
-    assert_int_equal(exw_config_service(&c, "A")->retries, 1);
+    assert_string_equal(exw_config_service(&c, "a")->auth, "tok");
     assert_string_equal(exw_config_service(&c, "b2")->url, "https://b/{key}?x=1");
-    assert_string_equal(c.services[1].name, "B2");
     exw_config_cleanup(&c);
+    assert_int_equal(c.nservices, 0);
 
-    /* A flag gives the URL a service's other settings lacked. */
-    load_ok(&c, ENV("EXPORT_SERVICE_C_TIMEOUT_MS=9"), ARGS("--service", "C=http://c/{key}"));
-    assert_int_equal(exw_config_service(&c, "c")->timeout_ms, 9);
-    exw_config_cleanup(&c);
-
-    expect_one_error(ENV("X=1"), ARGS("--service", "nourl"), "--service: expected NAME=URL");
-    expect_one_error(ENV("X=1"), ARGS("--service", "a_b=http://x/{key}"),
-                     "--service: service names are [A-Za-z0-9]+, at most 64, got \"a_b\"");
-    expect_one_error(ENV("X=1"), ARGS("--service", "A=http://x/"),
-                     "--service A: must contain {key}");
-}
-
-static void test_too_many_services(void **state)
-{
-    char vars[EXW_MAX_SERVICES + 2][64];
-    char *env[EXW_MAX_SERVICES + 3];
-    struct exw_config c;
-    char *e;
-    int i;
-
-    (void)state;
-    for (i = 0; i < EXW_MAX_SERVICES + 1; i++) {
-        snprintf(vars[i], sizeof(vars[i]), "EXPORT_SERVICE_S%d_URL=http://s/{key}", i);
-        env[i] = vars[i];
-    }
-    env[EXW_MAX_SERVICES] = tmpdir_var;
-    env[EXW_MAX_SERVICES + 1] = NULL;
-    load_ok(&c, env, NO_ARGS);
-    assert_int_equal(c.nservices, EXW_MAX_SERVICES);
-    exw_config_cleanup(&c);
-
-    env[EXW_MAX_SERVICES + 1] = vars[EXW_MAX_SERVICES];
-    env[EXW_MAX_SERVICES + 2] = NULL;
-    e = load_bad(env, NO_ARGS);
-    assert_string_equal(e, "EXPORT_SERVICE_S64_URL: too many lookup services, at most 64");
+    e = load_bad(ENV("EXPORT_POOL_SIZE=0", "EXPORT_SERVICE_X_URL=ftp://x/{key}"),
+                 ARGS("--service", "nourl"));
+    assert_string_equal(e, "EXPORT_POOL_SIZE: must be 1..1024, got 0\n"
+                           "--service: expected NAME=URL\n"
+                           "EXPORT_SERVICE_X_URL: must start with http:// or https://");
     free(e);
-}
-
-/* ---- Redis URLs ---- */
-
-static void test_redis_url_forms(void **state)
-{
-    static const struct {
-        const char *url;
-        const char *host, *path, *user, *password;
-        int port, db;
-    } ok[] = {
-        {"redis://127.0.0.1:6379/0", "127.0.0.1", NULL, NULL, NULL, 6379, 0},
-        {"redis://h", "h", NULL, NULL, NULL, 6379, 0},
-        {"redis://h/", "h", NULL, NULL, NULL, 6379, 0},
-        {"redis://h:7000", "h", NULL, NULL, NULL, 7000, 0},
-        {"redis://redis-1.svc_a/15", "redis-1.svc_a", NULL, NULL, NULL, 6379, 15},
-        {"REDIS://H:1/2", "H", NULL, NULL, NULL, 1, 2},
-        {"redis://:pw@h", "h", NULL, NULL, "pw", 6379, 0},
-        {"redis://:@h", "h", NULL, NULL, NULL, 6379, 0},
-        {"redis://alice:pw@h:6380/3", "h", NULL, "alice", "pw", 6380, 3},
-        {"redis://al%69ce:p%40ss%3Aw%2F%25@h", "h", NULL, "alice", "p@ss:w/%", 6379, 0},
-        {"redis://:p@ss:w/x@h:5/1", "h", NULL, NULL, "p@ss:w/x", 5, 1},
-        {"redis://[::1]:6380/1", "::1", NULL, NULL, NULL, 6380, 1},
-        {"redis://[::1]", "::1", NULL, NULL, NULL, 6379, 0},
-        {"redis://u:p@[fe80::1:2]/4", "fe80::1:2", NULL, "u", "p", 6379, 4},
-        {"redis://h:65535/2147483647", "h", NULL, NULL, NULL, 65535, 2147483647},
-        {"unix:///run/redis.sock", NULL, "/run/redis.sock", NULL, NULL, 0, 0},
-        {"unix:///run/redis.sock?db=4", NULL, "/run/redis.sock", NULL, NULL, 0, 4},
-        {"unix://:pw@/tmp/r.sock", NULL, "/tmp/r.sock", NULL, "pw", 0, 0},
-        {"unix://u:p%40w@/tmp/r.sock?db=2", NULL, "/tmp/r.sock", "u", "p@w", 0, 2},
-    };
-    struct exw_redis_addr a;
-    struct exw_errbuf eb;
-    size_t i;
-
-    (void)state;
-    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-        eb.msg[0] = '\0';
-        if (exw_redis_addr_parse(ok[i].url, &a, &eb) != EXW_OK)
-            fail_msg("%s: %s", ok[i].url, eb.msg);
-#define CHECK_STR(got, want)                                                                       \
-    do {                                                                                           \
-        if ((want) == NULL)                                                                        \
-            assert_null(got);                                                                      \
-        else                                                                                       \
-            assert_string_equal(got, want);                                                        \
-    } while (0)
-        CHECK_STR(a.host, ok[i].host);
-        CHECK_STR(a.path, ok[i].path);
-        CHECK_STR(a.user, ok[i].user);
-        CHECK_STR(a.password, ok[i].password);
-#undef CHECK_STR
-        if (ok[i].host != NULL)
-            assert_int_equal(a.port, ok[i].port);
-        assert_int_equal(a.db, ok[i].db);
-        exw_redis_addr_cleanup(&a);
-        assert_null(a.host);
-    }
-}
-
-static void test_redis_url_bad(void **state)
-{
-    static const struct {
-        const char *url;
-        const char *why;
-    } bad[] = {
-        {"", "is empty"},
-        {"http://h", "must start with redis:// or unix://"},
-        {"h:6379", "must start with redis:// or unix://"},
-        {"rediss://h", "rediss:// (TLS) is not supported"},
-        {"redis://", "has no host"},
-        {"redis://:6379", "has no host"},
-        {"redis://:hunter2@", "has no host"},
-        {"redis://h:", "the port must be a number from 1 to 65535"},
-        {"redis://h:0", "the port must be a number from 1 to 65535"},
-        {"redis://h:65536", "the port must be a number from 1 to 65535"},
-        {"redis://h:x", "the port must be a number from 1 to 65535"},
-        {"redis://h/x", "the database after / must be a number"},
-        {"redis://h/1/2", "the database after / must be a number"},
-        {"redis://h/2147483648", "the database after / must be a number"},
-        {"redis://h?db=1", "takes no query parameters"},
-        {"redis://h h", "must not contain spaces or control characters"},
-        {"redis://h!", "the host may only hold"},
-        {"redis://[::1", "the IPv6 host lacks its closing ]"},
-        {"redis://[::g]", "the IPv6 host is not an IPv6 address"},
-        {"redis://[::1]x", "expected :PORT or /DB after the host"},
-        {"redis://hunter2@h", "write USER:PASSWORD@ or :PASSWORD@"},
-        {"redis://bob:@h", "the user has no password"},
-        {"redis://:hunter2%zz@h", "bad percent-encoding in the password"},
-        {"redis://:hunter2%0@h", "bad percent-encoding in the password"},
-        {"redis://:hunter2%00@h", "bad percent-encoding in the password"},
-        {"redis://b%g0b:hunter2@h", "bad percent-encoding in the user name"},
-        {"unix://", "unix:// takes an absolute socket path"},
-        {"unix://run/redis.sock", "unix:// takes an absolute socket path"},
-        {"unix://:hunter2@run/redis.sock", "unix:// takes an absolute socket path"},
-        {"unix:///", "has no socket path"},
-        {"unix:///s?x=1", "the only query parameter is db=N"},
-        {"unix:///s?db=", "db= must be a number"},
-        {"unix:///s?db=1&x=2", "db= must be a number"},
-        {"unix://hunter2@/s", "write USER:PASSWORD@"},
-    };
-    struct exw_redis_addr a;
-    struct exw_errbuf eb;
-    size_t i;
-
-    (void)state;
-    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        memset(&a, 0x5a, sizeof(a));
-        eb.msg[0] = '\0';
-        if (exw_redis_addr_parse(bad[i].url, &a, &eb) != EXW_ECONFIG)
-            fail_msg("%s: accepted", bad[i].url);
-        if (strstr(eb.msg, bad[i].why) == NULL)
-            fail_msg("%s: got \"%s\", want \"%s\"", bad[i].url, eb.msg, bad[i].why);
-        assert_null(strstr(eb.msg, "hunter2"));
-        /* Nothing to free after a failure. */
-        assert_null(a.host);
-        assert_null(a.path);
-        assert_null(a.user);
-        assert_null(a.password);
-    }
-    /* A socket path longer than sun_path allows. */
-    {
-        char url[200] = "unix:///";
-        memset(url + 8, 's', 120);
-        url[128] = '\0';
-        assert_int_equal(exw_redis_addr_parse(url, &a, &eb), EXW_ECONFIG);
-        assert_non_null(strstr(eb.msg, "the socket path is longer than 107 bytes"));
-        assert_int_equal(exw_redis_addr_parse(url, &a, NULL), EXW_ECONFIG);
-    }
 }
 
 /* ---- Secrets ---- */
@@ -941,7 +661,8 @@ static void test_describe(void **state)
     snprintf(want, n,
              "redis-url=redis://al%%20ice:***@[::1]:6380/2 prefix=export worker-id=w1"
              " heartbeat-ttl-ms=6000 max-attempts=3 job-timeout=900 shutdown-grace=8"
-             " result-ttl=86400 max-job-bytes=67108864 max-rows=10000000"
+             " result-ttl=86400 max-job-bytes=67108864 max-row-bytes=1048576"
+             " max-result-bytes=268435456 max-rows=10000000"
              " max-columns=16384 max-header-chars=255 max-string-chars=32767 batch-rows=4096"
              " max-sheet-rows=1048576 tmpdir=%s"
              " log-format=text log-level=info pool-size=32 max-response-bytes=1048576"
@@ -988,6 +709,10 @@ static void test_usage(void **state)
         "Default 86400, from 1 to 31536000.",
         "EXPORT_MAX_JOB_BYTES, --max-job-bytes BYTES",
         "Default 67108864, from 1024 to 2147483647.",
+        "EXPORT_MAX_ROW_BYTES, --max-row-bytes BYTES",
+        "Default 1048576, from 1024 to 536870912.",
+        "EXPORT_MAX_RESULT_BYTES, --max-result-bytes BYTES",
+        "Default 268435456, from 4096 to 536870912.",
         "EXPORT_LOG_FORMAT, --log-format FORMAT",
         "One of text or json; default text.",
         "EXPORT_LOG_LEVEL, --log-level LEVEL",
@@ -1043,11 +768,8 @@ int main(void)
         cmocka_unit_test(test_all_errors_at_once), cmocka_unit_test(test_integer_parsing),
         cmocka_unit_test(test_every_range),        cmocka_unit_test(test_string_rules),
         cmocka_unit_test(test_flag_errors),        cmocka_unit_test(test_help),
-        cmocka_unit_test(test_cleanup_and_reuse),  cmocka_unit_test(test_services),
-        cmocka_unit_test(test_service_name_rules), cmocka_unit_test(test_service_settings_errors),
-        cmocka_unit_test(test_service_auth_file),  cmocka_unit_test(test_service_flag),
-        cmocka_unit_test(test_too_many_services),  cmocka_unit_test(test_redis_url_forms),
-        cmocka_unit_test(test_redis_url_bad),      cmocka_unit_test(test_secrets_not_in_errors),
+        cmocka_unit_test(test_cleanup_and_reuse),  cmocka_unit_test(test_size_limits),
+        cmocka_unit_test(test_services_in_load),   cmocka_unit_test(test_secrets_not_in_errors),
         cmocka_unit_test(test_describe),           cmocka_unit_test(test_usage),
     };
 

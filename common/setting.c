@@ -1,0 +1,102 @@
+/* setting.c: the rules every setting's text follows (see setting.h). */
+#include "exw/setting.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int exw_setting_has_control(const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 1;
+    }
+    return 0;
+}
+
+int exw_setting_has_space_or_control(const char *s)
+{
+    return strchr(s, ' ') != NULL || exw_setting_has_control(s, strlen(s));
+}
+
+const char *exw_setting_show(const char *s, size_t n, char *out, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i, o = 0;
+    unsigned char ch;
+
+    out[o++] = '"';
+    for (i = 0; i < n; i++) {
+        ch = (unsigned char)s[i];
+        if (o + 4 + 5 > size) { /* room for one escape, `..."` and the NUL */
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (ch == '"' || ch == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        } else {
+            out[o++] = (char)ch;
+        }
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+    return out;
+}
+
+void exw_setting_report(struct exw_buf *errs, const char *label, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    exw_buf_printf_cut(errs, "%s: %s\n", label, msg);
+}
+
+exw_err exw_setting_parse_long(const char *s, long min, long max, long *out, const char *label,
+                               struct exw_buf *errs)
+{
+    char shown[EXW_SETTING_SHOW_MAX];
+    const char *digits = s + (s[0] == '-' || s[0] == '+');
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    /* strtol() alone would take leading spaces and the empty string. */
+    if (digits[0] < '0' || digits[0] > '9' || *end != '\0') {
+        exw_setting_report(errs, label, "must be an integer, got %s",
+                           exw_setting_show(s, strlen(s), shown, sizeof(shown)));
+        return EXW_ECONFIG;
+    }
+    if (errno == ERANGE || v < min || v > max) {
+        /* Only digits and a sign got here, so the text is safe to echo. */
+        exw_setting_report(errs, label, "must be %ld..%ld, got %s", min, max, s);
+        return EXW_ECONFIG;
+    }
+    *out = v;
+    return EXW_OK;
+}
+
+void exw_setting_free_secret(char *s)
+{
+    volatile char *p = s;
+
+    if (s == NULL)
+        return;
+    while (*p)
+        *p++ = '\0';
+    free(s);
+}
