@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exw/utf8.h"
+
 static const char *const err_names[EXW_ERR_COUNT] = {
     [EXW_OK] = "OK",         [EXW_ENOMEM] = "ENOMEM",         [EXW_ECONFIG] = "ECONFIG",
     [EXW_EREDIS] = "EREDIS", [EXW_EHTTP] = "EHTTP",           [EXW_EJSON] = "EJSON",
@@ -39,21 +41,10 @@ exw_err exw_errbuf_set(struct exw_errbuf *eb, exw_err rc, const char *fmt, ...)
     va_start(ap, fmt);
     n = vsnprintf(eb->msg, sizeof(eb->msg), fmt, ap);
     va_end(ap);
-    if (n >= (int)sizeof(eb->msg)) {
-        /* Cut to whole UTF-8 characters: the text may go into a status hash
-         * that clients decode. */
-        size_t len = sizeof(eb->msg) - 1;
-        size_t start = len - 1;
-        unsigned char lead;
-        size_t need;
-
-        while (start > 0 && ((unsigned char)eb->msg[start] & 0xC0) == 0x80)
-            start--;
-        lead = (unsigned char)eb->msg[start];
-        need = lead < 0x80 ? 1 : lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
-        if (start + need > len)
-            eb->msg[start] = '\0';
-    }
+    /* Cut to whole UTF-8 characters: the text may go into a status hash that
+     * clients decode. */
+    if (n >= (int)sizeof(eb->msg))
+        eb->msg[exw_utf8_cut(eb->msg, (size_t)n, sizeof(eb->msg) - 1)] = '\0';
     return rc;
 }
 

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exw/utf8.h"
+
 /* PIPE_BUF on Linux: POSIX makes a pipe write of at most this size atomic. */
 #define LINE_BYTES 4096
 /* Room kept at the end of a line for `..."}` and the newline. */
@@ -63,41 +65,6 @@ void exw_log_set_thread(const char *name) { copy_name(thread_name, sizeof(thread
 
 void exw_log_set_job(const char *id) { copy_name(job_id, sizeof(job_id), id); }
 
-/* Length of the well-formed UTF-8 sequence at @s (at most @n bytes), or 0 if
- * the bytes there are not one (overlong forms and surrogates included). */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    size_t len, i;
-    unsigned long cp;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        len = 2;
-        cp = s[0] & 0x1f;
-    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        len = 3;
-        cp = s[0] & 0x0f;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        len = 4;
-        cp = s[0] & 0x07;
-    } else {
-        return 0;
-    }
-    if (len > n)
-        return 0;
-    for (i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    if (cp >= 0xd800 && cp <= 0xdfff)
-        return 0;
-    return len;
-}
-
 /* Writes the escaped form of the character at @s into @out (room for 8) and
  * returns its length; *@used is how many input bytes it stands for. Text lines
  * use C-like escapes, JSON lines JSON's; invalid UTF-8 becomes \xHH in text and
@@ -141,7 +108,7 @@ static size_t escape_char(int json, const unsigned char *s, size_t n, char *out,
         out[3] = hex[ch & 15];
         return 4;
     }
-    len = utf8_len(s, n);
+    len = exw_utf8_seq((const char *)s, n, NULL);
     if (len == 0) {
         if (json) {
             memcpy(out, "\\ufffd", 6);

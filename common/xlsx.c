@@ -18,6 +18,8 @@
 #include <unistd.h>
 #include <xlsxwriter.h>
 
+#include "exw/utf8.h"
+
 /* A distinct number format string and the format made for it. */
 struct num_format {
     const char *text;
@@ -59,48 +61,12 @@ static exw_err EXW_PRINTF(3, 4) lxw_fail(struct exw_errbuf *eb, lxw_error err, c
     return exw_errbuf_set(eb, rc, "%s: %s", ctx, lxw_strerror(err));
 }
 
-/* The text of errno value @e, in a struct so that it can be used in an
- * argument list. */
-struct errno_text {
-    char text[96];
-};
-
-static struct errno_text errno_text(int e)
-{
-    struct errno_text t;
-
-    if (strerror_r(e, t.text, sizeof(t.text)) != 0)
-        snprintf(t.text, sizeof(t.text), "error %d", e);
-    return t;
-}
-
 /* ---- Sheet names ---- */
-
-/* Bytes of the UTF-8 character at @s (1 to 4), never past a NUL. */
-static size_t char_bytes(const char *s)
-{
-    unsigned char c = (unsigned char)s[0];
-    size_t n, i;
-
-    if (c >= 0xF0)
-        n = 4;
-    else if (c >= 0xE0)
-        n = 3;
-    else if (c >= 0xC0)
-        n = 2;
-    else
-        n = 1;
-    for (i = 1; i < n; i++) {
-        if (((unsigned char)s[i] & 0xC0) != 0x80)
-            return i;
-    }
-    return n;
-}
 
 void exw_xlsx_sheet_name(const char *base, unsigned n, char *out, size_t outsz)
 {
     char suffix[16] = "";
-    size_t slen = 0, keep = (size_t)-1, chars = 0, i = 0, step;
+    size_t blen = strlen(base), slen = 0, keep = (size_t)-1, chars = 0, i = 0, step;
 
     if (outsz == 0)
         return;
@@ -112,7 +78,10 @@ void exw_xlsx_sheet_name(const char *base, unsigned n, char *out, size_t outsz)
         keep = EXW_SHEET_NAME_MAX - slen;
     }
     while (base[i] != '\0' && chars < keep) {
-        step = char_bytes(base + i);
+        /* A whole character; a byte that is not one counts as one. */
+        step = exw_utf8_seq(base + i, blen - i, NULL);
+        if (step == 0)
+            step = 1;
         if (i + step + slen + 1 > outsz)
             break;
         i += step;
@@ -209,7 +178,7 @@ static exw_err add_sheet(struct exw_xlsx *x, struct exw_errbuf *eb)
 {
     const struct exw_column *col;
     const char *name;
-    char buf[128];
+    char buf[128], sys[96];
     lxw_worksheet *ws;
     lxw_error err;
     size_t c;
@@ -232,7 +201,7 @@ static exw_err add_sheet(struct exw_xlsx *x, struct exw_errbuf *eb)
         if (errno == ENOMEM)
             return exw_errbuf_set(eb, EXW_ENOMEM, "sheet \"%s\": out of memory", name);
         return exw_errbuf_set(eb, EXW_EXLSX, "sheet \"%s\": cannot create its temporary file (%s)",
-                              name, errno_text(errno).text);
+                              name, exw_errno_text(errno, sys, sizeof(sys)));
     }
     x->sheets = exw_xrealloc(x->sheets, (x->nsheets + 1) * sizeof(*x->sheets));
     x->sheets[x->nsheets] = ws;
@@ -430,8 +399,10 @@ exw_err exw_xlsx_open(const char *path, const char *tmpdir, const char *sheet,
     /* libxlsxwriter quietly falls back to /tmp when @tmpdir is unusable, which
      * may be a small RAM disk in a container: refuse instead. */
     if (tmpdir != NULL && access(tmpdir, W_OK | X_OK) != 0) {
+        char sys[96];
+
         rc = exw_errbuf_set(eb, EXW_EXLSX, "temporary folder %.160s: %s", tmpdir,
-                            errno_text(errno).text);
+                            exw_errno_text(errno, sys, sizeof(sys)));
         xlsx_free(x);
         return rc;
     }
@@ -534,9 +505,19 @@ out:
     return rc;
 }
 
+void exw_xlsx_discard(struct exw_xlsx *x)
+{
+    if (x == NULL)
+        return;
+    /* lxw_workbook_free(), not workbook_close(): nothing is packed or written. */
+    discard_workbook(x);
+    xlsx_free(x);
+}
+
 exw_err exw_xlsx_close(struct exw_xlsx *x, struct exw_errbuf *eb)
 {
     struct held_tmpfile *held;
+    char text[96];
     exw_err rc;
     lxw_error err;
     int sys;
@@ -561,7 +542,7 @@ exw_err exw_xlsx_close(struct exw_xlsx *x, struct exw_errbuf *eb)
     if (err != LXW_NO_ERROR && rc == EXW_OK) {
         rc = err == LXW_ERROR_MEMORY_MALLOC_FAILED ? EXW_ENOMEM : EXW_EXLSX;
         exw_errbuf_set(eb, rc, "writing %.120s: %s (%s)", x->path, lxw_strerror(err),
-                       sys != 0 ? errno_text(sys).text : "no system error");
+                       sys != 0 ? exw_errno_text(sys, text, sizeof(text)) : "no system error");
     }
     xlsx_free(x);
     return rc;

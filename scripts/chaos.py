@@ -3,9 +3,12 @@
 
 Runs its own redis-server (AOF, appendfsync always) and N workers, enqueues
 jobs continuously as a web backend would, kills random workers with SIGKILL
-(replacing each with a new one) and restarts Redis a few times. Then it stops
-the chaos, waits for every job to end, checks each workbook cell by cell and
-prints a table. Exits 1 if a job was lost or done wrong, 2 on a setup error.
+(replacing each with a new one) and restarts Redis a few times. A fraction of
+the workers reach Redis through a fault proxy (tests/e2e/resp_proxy.py) that
+drops, at random, the reply to a take or a script after Redis ran it, and
+closes that connection. Then it stops the chaos, waits for every job to end,
+checks each workbook cell by cell and prints a table. Exits 1 if a job was
+lost or done wrong, or something was left behind, 2 on a setup error.
 """
 
 import argparse
@@ -21,6 +24,7 @@ import redis
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "e2e"))
 import harness  # noqa: E402
+import resp_proxy  # noqa: E402
 
 PREFIX = "chaos"
 TERMINAL = (b"succeeded", b"failed", b"cancelled")
@@ -40,6 +44,9 @@ class Chaos:
         self.a = args
         self.rng = random.Random(args.seed)
         self.redis = harness.RedisServer(args.dir, appendfsync="always")
+        self.proxy = None  # started once Redis has its port
+        self.drop_rule = None
+        self.proxied = 0
         self.workers = []  # every Worker started
         self.live = []
         self.nworkers = 0
@@ -61,13 +68,31 @@ class Chaos:
         return self.redis.client(socket_timeout=3, socket_connect_timeout=1)
 
     # -- workers -------------------------------------------------------------
+    def start_proxy(self):
+        """The fault proxy: drops the reply to a BLMOVE that carried a job or
+        to a script (EVAL/EVALSHA) with probability --drop-rate, then closes
+        that connection (Redis ran the command; the worker never hears)."""
+        self.proxy = resp_proxy.RespProxy(self.redis.port)
+        lifecycle = resp_proxy.command("BLMOVE", "EVAL", "EVALSHA")
+        rng = random.Random(self.a.seed + 1)
+        rate = self.a.drop_rate
+
+        def unlucky(reply):
+            return (reply.kind != "$" or reply.value is not None) and rng.random() < rate
+        self.drop_rule = self.proxy.drop_reply_and_close(lifecycle, reply=unlucky, times=None)
+
     def start_worker(self):
         self.nworkers += 1
         wid = "chaos-w%03d" % self.nworkers
         tmp = os.path.join(self.a.dir, wid)
         os.makedirs(tmp)
+        url = self.redis.url()
+        if self.proxy is not None and self.rng.random() < self.a.proxied:
+            url = self.proxy.url()
+            wid += "-p"
+            self.proxied += 1
         env = {
-            "EXPORT_REDIS_URL": self.redis.url(),
+            "EXPORT_REDIS_URL": url,
             "EXPORT_PREFIX": PREFIX,
             "EXPORT_WORKER_ID": wid,
             "EXPORT_HEARTBEAT_TTL_MS": str(self.a.ttl_ms),
@@ -177,10 +202,14 @@ class Chaos:
         a = self.a
         self.keyset = ["C-%03d" % i for i in range(200)]
         self.redis.start()
+        if a.proxied > 0:
+            self.start_proxy()
         for _ in range(a.workers):
             self.start_worker()
-        log("redis on port %d (AOF), %d workers, mock %s; chaos for %d s, %d jobs"
-            % (self.redis.port, a.workers, a.mock_url, a.seconds, a.jobs))
+        log("redis on port %d (AOF), %d workers (%.0f%% through the fault proxy, reply drop "
+            "rate %.3f), mock %s; chaos for %d s, %d jobs"
+            % (self.redis.port, a.workers, 100 * a.proxied, a.drop_rate, a.mock_url,
+               a.seconds, a.jobs))
         threads = [threading.Thread(target=self.enqueuer, daemon=True),
                    threading.Thread(target=self.watcher, daemon=True)]
         for t in threads:
@@ -287,9 +316,13 @@ class Chaos:
             leftovers.append("P:queue holds %d" % r.llen(self.key("queue")))
         if processing:
             leftovers.append("processing lists hold %d" % len(processing))
-        for k in r.scan_iter(match=self.key("result", "*", "upload", "*"), count=1000):
-            if r.pttl(k) < 0:
-                leftovers.append("upload key without TTL: %s" % k.decode())
+        # Every ending that is not a success, a put-back and a recovery delete
+        # the partial upload (P:upload:<worker>:<id>, or the older
+        # P:result:<id>:upload:<worker>) and its entry in P:uploads:<worker>.
+        for k, ttl in sorted(harness.upload_keys(r, PREFIX).items()):
+            leftovers.append("upload key%s: %s" % (" without TTL" if ttl < 0 else "", k))
+        for k, members in sorted(harness.upload_sets(r, PREFIX).items()):
+            leftovers.append("upload set %s: %s" % (k, members))
         r.close()
 
         usable = []  # pick-up times of kills not overlapping a Redis outage
@@ -312,6 +345,9 @@ class Chaos:
             ("jobs succeeded (workbooks checked cell by cell)", succeeded),
             ("workers killed (SIGKILL)", "%d (%d holding a job)" % (len(self.kills), held)),
             ("Redis restarts (SHUTDOWN, AOF)", len(self.restarts)),
+            ("workers through the fault proxy", self.proxied),
+            ("replies dropped by the proxy (connection closed)",
+             len(self.drop_rule.hits) if self.drop_rule else 0),
             ("jobs lost", len(lost)),
             ("jobs wrong (failed, or a wrong workbook)", len(wrong)),
             ("duplicate runs (jobs started more than once)",
@@ -323,7 +359,7 @@ class Chaos:
              "%.2f s" % statistics.median(usable) if usable else "-"),
             ("  bound: 2 x heartbeat TTL", "%.2f s (%d kills measured, %d overlapping a Redis "
              "outage left out)" % (bound, len(usable), overlapped)),
-            ("leftovers (queue, processing, upload keys)", len(leftovers)),
+            ("leftovers (queue, processing, upload keys and sets)", len(leftovers)),
         ]
         width = max(len(k) for k, _ in rows)
         print()
@@ -356,6 +392,8 @@ class Chaos:
                     bad.append("%s exited %s after SIGTERM" % (w.id, rc))
             else:
                 w.stop(1)
+        if self.proxy is not None:
+            self.proxy.stop()
         self.redis.stop()
         for b in bad:
             print("WORKER %s" % b)
@@ -374,6 +412,10 @@ def main():
     p.add_argument("--kill-min", type=float, default=1.5, help="seconds between kills, min")
     p.add_argument("--kill-max", type=float, default=4.0, help="seconds between kills, max")
     p.add_argument("--drain", type=int, default=120, help="seconds to wait for the last jobs")
+    p.add_argument("--proxied", type=float, default=0.25,
+                   help="share of workers reaching Redis through the fault proxy (0.25)")
+    p.add_argument("--drop-rate", type=float, default=0.03,
+                   help="chance the proxy drops the reply to a take or a script (0.03)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--mock-url", required=True)
     p.add_argument("--worker-bin", required=True)
@@ -381,6 +423,8 @@ def main():
     args = p.parse_args()
     if args.seconds < 10 or args.workers < 1 or args.jobs < 1:
         p.error("--seconds at least 10, --workers and --jobs at least 1")
+    if not 0 <= args.proxied <= 1 or not 0 <= args.drop_rate <= 1:
+        p.error("--proxied and --drop-rate are between 0 and 1")
     chaos = Chaos(args)
     rc = 2
     try:

@@ -2,17 +2,20 @@
 # chaos.sh: a bounded chaos run of export-worker on this host (loopback only).
 #
 #   scripts/chaos.sh [--seconds N] [--workers N] [--jobs N] [--restarts N]
-#                    [--seed N] [--build-dir DIR]
+#                    [--proxied F] [--drop-rate P] [--seed N] [--build-dir DIR]
 #
 # Starts a redis-server of its own (AOF, appendfsync always), the mock lookup
 # service with some faults (500s, hangs, dropped connections) and N workers
-# (default 4); for N seconds (default 120) it enqueues jobs continuously
-# (default 1000 in all), kills random workers with SIGKILL (each replaced by a
-# new one) and restarts Redis a few times (default 3). Then it waits for every
-# job to end, checks each workbook cell by cell and prints a table: jobs run,
-# workers killed, Redis restarts, jobs lost, duplicate runs, jobs in P:dead,
-# and how long a dead worker's job took to start again against 2 x the
-# heartbeat TTL. Exits non-zero if a job was lost or done wrong.
+# (default 4), a share F of them (default 0.25) reaching Redis through a fault
+# proxy that drops the reply to a take or a script with chance P (default
+# 0.03) and closes the connection; for N seconds (default 120) it enqueues
+# jobs continuously (default 1000 in all), kills random workers with SIGKILL
+# (each replaced by a new one) and restarts Redis a few times (default 3).
+# Then it waits for every job to end, checks each workbook cell by cell and
+# prints a table: jobs run, workers killed, Redis restarts, replies dropped,
+# jobs lost, duplicate runs, jobs in P:dead, and how long a dead worker's job
+# took to start again against 2 x the heartbeat TTL. Exits non-zero if a job
+# was lost or done wrong, or something was left behind.
 #
 # The binaries come from EXW_WORKER_BIN and EXW_MOCK_BIN if set, else from
 # --build-dir (default build/ at the repository's root). More options:
@@ -24,7 +27,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 
 usage() {
-    sed -n '2,20s/^# \{0,1\}//p' "$0"
+    sed -n '2,23s/^# \{0,1\}//p' "$0"
 }
 
 build_dir=$(exw_repo_root)/build
@@ -44,7 +47,7 @@ while [[ $# -gt 0 ]]; do
         shift
         ;;
     --seconds | --workers | --jobs | --restarts | --ttl-ms | --max-attempts | --drain | \
-        --kill-min | --kill-max)
+        --kill-min | --kill-max | --proxied | --drop-rate)
         [[ $# -ge 2 ]] || { usage >&2; exit 64; }
         args+=("$1" "$2")
         shift

@@ -14,6 +14,9 @@ build_pkgs=(
     build-essential cmake pkg-config
     libhiredis-dev libcurl4-openssl-dev libcjson-dev libxlsxwriter-dev
     libmicrohttpd-dev libssl-dev libcmocka-dev
+    # Debian's xlsxwriter.pc links -lz, but libxlsxwriter-dev does not pull in
+    # zlib's headers and static link name.
+    zlib1g-dev
     # Tests, demo and benchmark.
     redis-server redis-tools python3 python3-redis python3-openpyxl python3-yaml
     # The sanitizer and fuzz builds (the sanitizer runtimes are only a

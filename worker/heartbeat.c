@@ -1,5 +1,7 @@
-/* heartbeat.c: keeps P:worker:<id> alive from a thread of its own, so that a
- * long job never lets it lapse, and tells the job when it did lapse. */
+/* heartbeat.c: keeps the worker's lease (P:worker:<id>) alive from a thread
+ * of its own, so that a long job never lets it lapse, and recovers the jobs
+ * of dead workers at each renewal. The lease's timing (lease.h) tells a job
+ * whether it may have been taken over. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,58 +10,81 @@
 
 #include "exw/clock.h"
 #include "exw/log.h"
+#include "exw/queue.h"
 #include "worker.h"
 
 struct heartbeat {
     struct worker *w;
     pthread_t tid;
-    pthread_mutex_t mu;
-    pthread_cond_t wake;
-    int stopping; /* guarded by mu */
+    struct exw_mutex mu;
+    pthread_cond_t wake; /* on CLOCK_MONOTONIC */
+    int stopping;        /* guarded by mu */
 };
 
 void exw_worker_set_job(struct worker *w, const char *id)
 {
-    pthread_mutex_lock(&w->mu);
+    exw_mutex_lock(&w->mu);
     snprintf(w->current_job, sizeof(w->current_job), "%s", id ? id : "");
-    pthread_mutex_unlock(&w->mu);
+    exw_mutex_unlock(&w->mu);
 }
 
-/* One renewal on @rq (connecting first if needed). Returns 1 on success. */
-static int beat(struct heartbeat *hb, struct exw_rq **rq)
+int exw_worker_lease_lapsed(struct worker *w, int64_t taken_at)
 {
-    struct worker *w = hb->w;
-    struct exw_rq_beat b;
+    int lapsed;
+
+    exw_mutex_lock(&w->mu);
+    lapsed = exw_lease_lapsed_since(&w->lease, taken_at, exw_mono_ms());
+    exw_mutex_unlock(&w->mu);
+    return lapsed;
+}
+
+int exw_worker_lease_holds(struct worker *w, int64_t ms)
+{
+    int holds;
+
+    exw_mutex_lock(&w->mu);
+    holds = exw_lease_holds_until(&w->lease, exw_mono_ms() + ms);
+    exw_mutex_unlock(&w->mu);
+    return holds;
+}
+
+/* One renewal. Returns 1 on success. */
+static int beat(struct worker *w, struct exw_redis *rd)
+{
+    struct exw_beat b;
     struct exw_errbuf eb;
     char job[EXW_ID_MAX + 1];
+    int64_t sent_at = exw_mono_ms();
+    int ok;
 
-    if (*rq != NULL && exw_rq_broken(*rq)) {
-        exw_rq_free(*rq);
-        *rq = NULL;
-    }
-    if (*rq == NULL &&
-        exw_rq_connect(&w->cfg->redis, w->cfg->prefix, w->cfg->worker_id, 2000, rq, &eb) != EXW_OK)
-        return 0;
-    pthread_mutex_lock(&w->mu);
+    exw_mutex_lock(&w->mu);
     memcpy(job, w->current_job, sizeof(job));
     b.jobs_done = w->jobs_done;
-    pthread_mutex_unlock(&w->mu);
+    exw_mutex_unlock(&w->mu);
     b.host = w->host;
     b.pid = w->pid;
     b.started_at = w->started_at;
     b.job = job;
+    b.jobs = job;
     b.ttl_ms = w->cfg->heartbeat_ttl_ms;
-    return exw_rq_heartbeat(*rq, &b, &eb) == EXW_OK;
+    ok = rd != NULL && exw_lease_beat(rd, &b, &eb) == EXW_OK;
+    exw_mutex_lock(&w->mu);
+    if (ok)
+        exw_lease_renewed(&w->lease, sent_at, exw_mono_ms());
+    else
+        exw_lease_failed(&w->lease, exw_mono_ms());
+    exw_mutex_unlock(&w->mu);
+    return ok;
 }
 
 /* Every live worker looks for dead ones at each beat; the script is atomic, so
  * they need no lock between them. */
-static void recover(struct exw_rq *rq)
+static void recover(struct exw_redis *rd)
 {
     struct exw_errbuf eb;
     long long moved = 0;
 
-    if (exw_rq_recover(rq, &moved, &eb) != EXW_OK)
+    if (exw_queue_recover(rd, &moved, &eb) != EXW_OK)
         EXW_LOG(EXW_LOG_WARN, "looking for dead workers failed: %s", eb.msg);
     else if (moved > 0)
         EXW_LOG(EXW_LOG_WARN, "put %lld job(s) of dead workers back on the queue", moved);
@@ -70,62 +95,48 @@ static void *heartbeat_main(void *arg)
     struct heartbeat *hb = arg;
     struct worker *w = hb->w;
     long period = w->cfg->heartbeat_ttl_ms / 3;
-    int64_t last_ok = exw_mono_ms();
-    struct exw_rq *rq = NULL;
+    struct conn conn;
     struct exw_errbuf eb;
-    int failing = 0;
+    int failing = 0, lapsed_logged = 0;
 
     exw_log_set_thread("hb");
-    pthread_mutex_lock(&hb->mu);
+    exw_conn_init(&conn, w->cfg, "heartbeat", 2000);
+    exw_mutex_lock(&hb->mu);
     while (!hb->stopping) {
         struct timespec until;
+        struct exw_redis *rd;
 
-        pthread_mutex_unlock(&hb->mu);
-        if (beat(hb, &rq)) {
-            /* A renewal that comes after the key expired (the process was
-             * frozen, or starved) means the job may have been taken over. */
-            if (exw_mono_ms() - last_ok > w->cfg->heartbeat_ttl_ms &&
-                !atomic_exchange(&w->lease_lost, 1))
-                EXW_LOG(EXW_LOG_ERROR,
-                        "heartbeat lapsed (%lld ms without renewal): the running "
-                        "job may be taken over and is abandoned here",
-                        (long long)(exw_mono_ms() - last_ok));
+        exw_mutex_unlock(&hb->mu);
+        rd = exw_conn_get(&conn);
+        if (beat(w, rd)) {
             if (failing)
                 EXW_LOG(EXW_LOG_INFO, "heartbeat renewed again");
             failing = 0;
-            last_ok = exw_mono_ms();
-            recover(rq);
+            lapsed_logged = 0;
+            recover(rd);
         } else {
             if (!failing)
                 EXW_LOG(EXW_LOG_WARN, "heartbeat renewal failed; retrying");
             failing = 1;
-            if (exw_mono_ms() - last_ok > w->cfg->heartbeat_ttl_ms &&
-                !atomic_exchange(&w->lease_lost, 1))
-                EXW_LOG(EXW_LOG_ERROR, "heartbeat lapsed: the running job may be taken over "
-                                       "and is abandoned here");
+            if (!lapsed_logged && !exw_worker_lease_holds(w, 0)) {
+                EXW_LOG(EXW_LOG_ERROR, "heartbeat lapsed: a running job may be taken over and "
+                                       "is abandoned here");
+                lapsed_logged = 1;
+            }
         }
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += period / 1000;
-        until.tv_nsec += (period % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
-        pthread_mutex_lock(&hb->mu);
-        while (!hb->stopping && pthread_cond_timedwait(&hb->wake, &hb->mu, &until) != ETIMEDOUT)
+        until = exw_mono_deadline(period);
+        exw_mutex_lock(&hb->mu);
+        while (!hb->stopping && pthread_cond_timedwait(&hb->wake, &hb->mu.m, &until) != ETIMEDOUT)
             ;
     }
-    pthread_mutex_unlock(&hb->mu);
-    if (rq == NULL || exw_rq_broken(rq)) {
-        exw_rq_free(rq);
-        rq = NULL;
-        if (exw_rq_connect(&w->cfg->redis, w->cfg->prefix, w->cfg->worker_id, 2000, &rq, &eb) !=
-            EXW_OK)
-            rq = NULL;
+    exw_mutex_unlock(&hb->mu);
+    {
+        struct exw_redis *rd = exw_conn_get(&conn);
+
+        if (rd == NULL || exw_lease_deregister(rd, &eb) != EXW_OK)
+            EXW_LOG(EXW_LOG_WARN, "could not deregister; the heartbeat will lapse by itself");
     }
-    if (rq == NULL || exw_rq_deregister(rq, &eb) != EXW_OK)
-        EXW_LOG(EXW_LOG_WARN, "could not deregister; the heartbeat will lapse by itself");
-    exw_rq_free(rq);
+    exw_conn_cleanup(&conn);
     return NULL;
 }
 
@@ -134,11 +145,16 @@ exw_err exw_heartbeat_start(struct worker *w, struct heartbeat **out, struct exw
     struct heartbeat *hb = exw_xcalloc(1, sizeof(*hb));
 
     hb->w = w;
-    pthread_mutex_init(&hb->mu, NULL);
-    pthread_cond_init(&hb->wake, NULL);
+    pthread_mutex_init(&hb->mu.m, NULL);
+    if (exw_cond_init_mono(&hb->wake) != 0) {
+        pthread_mutex_destroy(&hb->mu.m);
+        free(hb);
+        *out = NULL;
+        return exw_errbuf_set(eb, EXW_ENOMEM, "cannot make the heartbeat's condition variable");
+    }
     if (pthread_create(&hb->tid, NULL, heartbeat_main, hb) != 0) {
         pthread_cond_destroy(&hb->wake);
-        pthread_mutex_destroy(&hb->mu);
+        pthread_mutex_destroy(&hb->mu.m);
         free(hb);
         *out = NULL;
         return exw_errbuf_set(eb, EXW_ENOMEM, "cannot start the heartbeat thread");
@@ -151,12 +167,12 @@ void exw_heartbeat_stop(struct heartbeat *hb)
 {
     if (hb == NULL)
         return;
-    pthread_mutex_lock(&hb->mu);
+    exw_mutex_lock(&hb->mu);
     hb->stopping = 1;
     pthread_cond_signal(&hb->wake);
-    pthread_mutex_unlock(&hb->mu);
+    exw_mutex_unlock(&hb->mu);
     pthread_join(hb->tid, NULL);
     pthread_cond_destroy(&hb->wake);
-    pthread_mutex_destroy(&hb->mu);
+    pthread_mutex_destroy(&hb->mu.m);
     free(hb);
 }

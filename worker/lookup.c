@@ -42,7 +42,7 @@ struct lookups {
     atomic_int abort;
     atomic_llong requests;
     atomic_llong reached; /* keys with at least one request sent */
-    pthread_mutex_t mu;
+    struct exw_mutex mu;
     pthread_cond_t changed;        /* an entry finished */
     struct lookup_entry **buckets; /* owned by the job thread */
     size_t nbuckets;
@@ -240,7 +240,7 @@ static void lookup_done(struct exw_task *task, exw_err rc)
     struct lookup_entry *e = (struct lookup_entry *)task;
     struct lookups *l = e->owner;
 
-    pthread_mutex_lock(&l->mu);
+    exw_mutex_lock(&l->mu);
     if (rc != EXW_OK && e->error == NULL)
         e->error = exw_xstrdup("abandoned: the worker is stopping");
     if (e->cells != NULL) {
@@ -263,7 +263,7 @@ static void lookup_done(struct exw_task *task, exw_err rc)
     l->done++;
     l->inflight--;
     pthread_cond_broadcast(&l->changed);
-    pthread_mutex_unlock(&l->mu);
+    exw_mutex_unlock(&l->mu);
 }
 
 struct lookups *exw_lookups_new(struct exw_pool *pool, const struct exw_job *job,
@@ -281,8 +281,9 @@ struct lookups *exw_lookups_new(struct exw_pool *pool, const struct exw_job *job
     atomic_init(&l->abort, 0);
     atomic_init(&l->requests, 0);
     atomic_init(&l->reached, 0);
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->changed, NULL);
+    pthread_mutex_init(&l->mu.m, NULL);
+    if (exw_cond_init_mono(&l->changed) != 0)
+        EXW_ASSERT(!"a condition variable could not be made");
     l->nbuckets = 1024;
     l->buckets = exw_xcalloc(l->nbuckets, sizeof(*l->buckets));
     return l;
@@ -297,10 +298,10 @@ void exw_lookups_free(struct lookups *l)
     if (l == NULL)
         return;
     exw_lookups_abort(l);
-    pthread_mutex_lock(&l->mu);
+    exw_mutex_lock(&l->mu);
     while (l->inflight > 0)
-        pthread_cond_wait(&l->changed, &l->mu);
-    pthread_mutex_unlock(&l->mu);
+        pthread_cond_wait(&l->changed, &l->mu.m);
+    exw_mutex_unlock(&l->mu);
     for (i = 0; i < l->nbuckets; i++) {
         struct lookup_entry *e = l->buckets[i];
 
@@ -319,7 +320,7 @@ void exw_lookups_free(struct lookups *l)
     }
     free(l->buckets);
     pthread_cond_destroy(&l->changed);
-    pthread_mutex_destroy(&l->mu);
+    pthread_mutex_destroy(&l->mu.m);
     free(l);
 }
 
@@ -377,9 +378,9 @@ struct lookup_entry *exw_lookups_request(struct lookups *l, const char *key)
     e->next_in_bucket = l->buckets[b];
     l->buckets[b] = e;
     l->total++;
-    pthread_mutex_lock(&l->mu);
+    exw_mutex_lock(&l->mu);
     l->inflight++;
-    pthread_mutex_unlock(&l->mu);
+    exw_mutex_unlock(&l->mu);
     if (exw_pool_submit(l->pool, &e->task) != EXW_OK)
         lookup_done(&e->task, EXW_ESHUTDOWN);
     maybe_grow(l);
@@ -389,23 +390,16 @@ struct lookup_entry *exw_lookups_request(struct lookups *l, const char *key)
 int exw_lookups_wait(struct lookups *l, struct lookup_entry *e, int64_t wait_ms,
                      const struct exw_cell **cells, const char **error)
 {
-    struct timespec until;
+    struct timespec until = exw_mono_deadline(wait_ms);
     int done;
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += wait_ms / 1000;
-    until.tv_nsec += (wait_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
-    pthread_mutex_lock(&l->mu);
+    exw_mutex_lock(&l->mu);
     while (e->state == ENTRY_PENDING && wait_ms > 0) {
-        if (pthread_cond_timedwait(&l->changed, &l->mu, &until) != 0)
+        if (pthread_cond_timedwait(&l->changed, &l->mu.m, &until) != 0)
             break;
     }
     done = e->state != ENTRY_PENDING;
-    pthread_mutex_unlock(&l->mu);
+    exw_mutex_unlock(&l->mu);
     *cells = done ? e->cells : NULL;
     *error = done ? e->error : NULL;
     return done;
@@ -415,12 +409,12 @@ const char *exw_lookups_key(const struct lookup_entry *e) { return e->key; }
 
 void exw_lookups_counts(struct lookups *l, struct lookup_counts *out)
 {
-    pthread_mutex_lock(&l->mu);
+    exw_mutex_lock(&l->mu);
     out->total = l->total;
     out->done = l->done;
     out->failed = l->failed;
     snprintf(out->first_error, sizeof(out->first_error), "%s", l->first_error);
-    pthread_mutex_unlock(&l->mu);
+    exw_mutex_unlock(&l->mu);
     out->requests = atomic_load(&l->requests);
     out->reached = atomic_load(&l->reached);
 }

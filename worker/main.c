@@ -12,11 +12,16 @@
 #include "exw/clock.h"
 #include "exw/http.h"
 #include "exw/log.h"
-#include "worker.h"
+#include "exw/queue.h"
+#include "run.h"
 
 extern char **environ;
 
-#define TAKE_WAIT_S 1.0
+#define TAKE_WAIT_MS 1000
+#define LEASE_POLL_MS 20
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 5000
+#define DEFER_WAIT_MS 250
 
 volatile sig_atomic_t exw_stop_requested;
 
@@ -52,12 +57,12 @@ static void stop_signals(int how)
 }
 
 /* An evicting Redis silently drops queued jobs and results. */
-static void warn_eviction(struct exw_rq *rq)
+static void warn_eviction(struct exw_redis *rd)
 {
     struct exw_errbuf eb;
     char policy[64];
 
-    if (exw_rq_config_get(rq, "maxmemory-policy", policy, sizeof(policy), &eb) == EXW_OK &&
+    if (exw_redis_config_get(rd, "maxmemory-policy", policy, sizeof(policy), &eb) == EXW_OK &&
         policy[0] != '\0' && strcmp(policy, "noeviction") != 0)
         EXW_LOG(EXW_LOG_WARN,
                 "Redis maxmemory-policy is %s: under memory pressure Redis may evict queued "
@@ -65,87 +70,147 @@ static void warn_eviction(struct exw_rq *rq)
                 policy);
 }
 
-/* Waits for Redis at start-up with capped backoff instead of exiting: in a
- * container the worker may well start before Redis does. */
-static int connect_at_start(struct worker *w)
+/* How long one take blocks: at most a quarter of the heartbeat's TTL, so
+ * that it ends well within the lease it started under. */
+static double take_wait_s(const struct worker *w)
 {
-    int64_t backoff = 200;
-    struct exw_errbuf eb;
+    long ms = w->cfg->heartbeat_ttl_ms / 4;
+
+    return (ms < TAKE_WAIT_MS ? ms : TAKE_WAIT_MS) / 1000.0;
+}
+
+/* Waits until the heartbeat has registered this worker, so that a job taken
+ * is never in the processing list of a worker that recovery cannot see. In a
+ * container the worker may well start before Redis does. Returns 0 on a stop. */
+static int wait_for_lease(struct worker *w)
+{
+    /* Half the TTL: renewed every third of it, a live lease always has more
+     * left, and a take (take_wait) fits in it with room to spare. */
+    int64_t margin = w->cfg->heartbeat_ttl_ms / 2;
 
     while (!exw_stop_requested) {
-        struct exw_rq *rq = exw_worker_redis(w);
-
-        if (rq != NULL) {
-            struct exw_rq_beat b = {.host = w->host,
-                                    .pid = w->pid,
-                                    .started_at = w->started_at,
-                                    .job = "",
-                                    .jobs_done = 0,
-                                    .ttl_ms = w->cfg->heartbeat_ttl_ms};
-
-            /* Registered before the first take, so that a job taken is never in
-             * the processing list of a worker that recovery cannot see. */
-            if (exw_rq_heartbeat(rq, &b, &eb) == EXW_OK) {
-                warn_eviction(rq);
-                return 1;
-            }
-            EXW_LOG(EXW_LOG_WARN, "registering failed, retrying: %s", eb.msg);
-        }
-        exw_sleep_ms(backoff);
-        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        if (exw_worker_lease_holds(w, margin))
+            return 1;
+        exw_sleep_ms(LEASE_POLL_MS);
     }
     return 0;
 }
 
-/* Puts back what an earlier job left in this worker's processing list.
- * Returns 1 when the list is known to be empty. */
-static int release_own(struct worker *w)
+/* Runs the oldest job left in this worker's own processing list: one whose
+ * take reply was lost, or whose end could not be recorded, or that an earlier
+ * process with the same worker id left. Returns 0 when the list is empty, 1
+ * when it ran one, -1 when Redis could not say. */
+static int adopt_one(struct worker *w, enum run_result *res)
 {
-    struct exw_rq *rq = exw_worker_redis(w);
+    struct exw_redis *rd = exw_conn_get(&w->main);
     struct exw_errbuf eb;
-    long long moved = 0;
+    char *doc = NULL;
+    size_t len = 0;
+    int64_t taken_at = exw_mono_ms();
 
-    if (rq == NULL || exw_rq_release_own(rq, &moved, &eb) != EXW_OK)
+    if (rd == NULL)
+        return -1;
+    switch (exw_queue_oldest_own(rd, &doc, &len, &eb)) {
+    case EXW_OK:
+        break;
+    case EXW_ENOMEM:
+        /* Too large for this process to take in: it cannot run here. */
+        *res = exw_run_oversized(w, taken_at);
+        return 1;
+    default:
+        return -1;
+    }
+    if (doc == NULL)
         return 0;
-    if (moved > 0)
-        EXW_LOG(EXW_LOG_WARN, "put %lld unfinished job(s) of this worker back on the queue", moved);
+    EXW_LOG(EXW_LOG_WARN, "running a job found in this worker's own processing list");
+    *res = exw_run_job(w, doc, len, taken_at);
+    free(doc);
+    if (*res == RUN_OVERSIZED)
+        *res = exw_run_oversized(w, taken_at);
     return 1;
 }
 
 static void serve(struct worker *w)
 {
-    int left_behind = 0;
+    int adopt = 1; /* look at the own processing list first */
+    int64_t backoff = 0;
 
     while (!exw_stop_requested) {
-        struct exw_rq *rq = exw_worker_redis(w);
+        enum run_result res = RUN_ENDED;
+        struct exw_redis *rd;
         struct exw_errbuf eb;
         char *doc = NULL;
         size_t len = 0;
+        int64_t taken_at;
 
-        if (rq == NULL) {
-            exw_sleep_ms(1000);
-            continue;
-        }
-        if (left_behind) {
-            /* Not at once: whatever kept the job from ending may still hold,
-             * and a job going round the queue must not spin the worker. */
-            exw_sleep_ms(500);
-            if (!release_own(w))
+        /* Not at once after a failure: whatever kept the job from ending may
+         * still hold, and a job going round must not spin the worker. */
+        exw_sleep_ms(backoff);
+        if (!wait_for_lease(w))
+            break;
+        if (adopt) {
+            int found = adopt_one(w, &res);
+
+            if (found < 0) {
+                backoff = BACKOFF_MAX_MS;
                 continue;
-            left_behind = 0;
+            }
+            if (found == 0)
+                adopt = 0;
         }
-        if (exw_rq_take(rq, TAKE_WAIT_S, &doc, &len, &eb) != EXW_OK) {
-            EXW_LOG(EXW_LOG_WARN, "taking a job failed: %s", eb.msg);
-            continue;
+        if (!adopt) {
+            rd = exw_conn_get(&w->main);
+            if (rd == NULL) {
+                backoff = BACKOFF_MAX_MS;
+                continue;
+            }
+            taken_at = exw_mono_ms();
+            if (exw_queue_take(rd, take_wait_s(w), &doc, &len, &eb) != EXW_OK) {
+                /* The take may have reached Redis and moved a job whose reply
+                 * was lost: it is in the own processing list now. */
+                EXW_LOG(EXW_LOG_WARN, "taking a job failed: %s", eb.msg);
+                adopt = 1;
+                backoff = BACKOFF_MIN_MS;
+                continue;
+            }
+            if (doc == NULL) {
+                backoff = 0;
+                continue;
+            }
+            res = exw_run_job(w, doc, len, taken_at);
+            free(doc);
+            if (res == RUN_OVERSIZED)
+                res = exw_run_oversized(w, taken_at);
         }
-        if (doc == NULL)
-            continue;
-        atomic_store(&w->lease_lost, 0);
-        left_behind = exw_run_job(w, doc, len);
-        free(doc);
+        switch (res) {
+        case RUN_ENDED:
+            backoff = 0;
+            break;
+        case RUN_LEFT:
+        case RUN_OVERSIZED:
+            adopt = 1;
+            backoff = backoff == 0 ? BACKOFF_MIN_MS
+                                   : (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2);
+            break;
+        case RUN_DEFERRED:
+            /* Waits longer each time the same copy comes back while the
+             * other still runs. */
+            backoff = backoff < DEFER_WAIT_MS
+                          ? DEFER_WAIT_MS
+                          : (backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2);
+            break;
+        }
     }
-    if (left_behind)
-        release_own(w);
+    /* Whatever is still in the own processing list goes back on the queue. */
+    {
+        struct exw_redis *rd = exw_conn_get(&w->main);
+        struct exw_errbuf eb;
+        long long moved = 0;
+
+        if (rd != NULL && exw_queue_release_own(rd, &moved, &eb) == EXW_OK && moved > 0)
+            EXW_LOG(EXW_LOG_WARN, "put %lld unfinished job(s) of this worker back on the queue",
+                    moved);
+    }
 }
 
 int main(int argc, char **argv)
@@ -182,8 +247,9 @@ int main(int argc, char **argv)
     w.started_at = exw_wall_ms();
     if (gethostname(w.host, sizeof(w.host) - 1) != 0)
         snprintf(w.host, sizeof(w.host), "unknown");
-    pthread_mutex_init(&w.mu, NULL);
-    atomic_init(&w.lease_lost, 0);
+    pthread_mutex_init(&w.mu.m, NULL);
+    exw_lease_init(&w.lease, cfg.heartbeat_ttl_ms);
+    exw_conn_init(&w.main, &cfg, "main", 5000);
 
     described = exw_config_describe(&cfg);
     EXW_LOG(EXW_LOG_INFO, "starting export-worker %s", described);
@@ -207,7 +273,18 @@ int main(int argc, char **argv)
     }
     stop_signals(SIG_UNBLOCK);
 
-    if (connect_at_start(&w)) {
+    {
+        int swept = run_sweep_tmpdir(cfg.tmpdir);
+
+        if (swept > 0)
+            EXW_LOG(EXW_LOG_WARN, "removed %d workbook(s) that dead workers left in %s", swept,
+                    cfg.tmpdir);
+    }
+    if (wait_for_lease(&w)) {
+        struct exw_redis *rd = exw_conn_get(&w.main);
+
+        if (rd != NULL)
+            warn_eviction(rd);
         EXW_LOG(EXW_LOG_INFO, "ready: taking jobs from %s:queue with %ld lookup threads",
                 cfg.prefix, cfg.pool_size);
         serve(&w);
@@ -220,8 +297,8 @@ out_pool:
 out_curl:
     exw_http_global_cleanup();
 out:
-    exw_rq_free(w.rq);
-    pthread_mutex_destroy(&w.mu);
+    exw_conn_cleanup(&w.main);
+    pthread_mutex_destroy(&w.mu.m);
     exw_config_cleanup(&cfg);
     if (status == 0)
         EXW_LOG(EXW_LOG_INFO, "stopped");

@@ -11,58 +11,85 @@
 #include "exw/config.h"
 #include "exw/err.h"
 #include "exw/job.h"
+#include "exw/lease.h"
+#include "exw/mutex.h"
 #include "exw/pool.h"
-#include "exw/rq.h"
+#include "exw/redis.h"
 
-/* Set by the SIGTERM/SIGINT handler; read everywhere. */
+/* Set by the SIGTERM/SIGINT handler; read everywhere. Thread: any. */
 extern volatile sig_atomic_t exw_stop_requested;
+
+/* A Redis connection that remakes itself after an error, logging once per
+ * change between reachable and not. Thread: the one thread that owns it. */
+struct conn {
+    const struct exw_config *cfg;
+    const char *who; /* names the connection in the log: "main", "heartbeat" */
+    long timeout_ms;
+    struct exw_redis *rd; /* NULL while down */
+    int down_logged;
+};
+
+void exw_conn_init(struct conn *c, const struct exw_config *cfg, const char *who, long timeout_ms);
+/* The connection, remade when broken; NULL while Redis cannot be reached. */
+struct exw_redis *exw_conn_get(struct conn *c);
+void exw_conn_cleanup(struct conn *c);
 
 struct worker {
     const struct exw_config *cfg;
     struct exw_pool *pool; /* the lookup threads */
-    struct exw_rq *rq;     /* the main thread's Redis connection, or NULL */
+    struct conn main;      /* the main thread's connection; Thread: main */
     char host[256];
     long pid;
     int64_t started_at;
-    pthread_mutex_t mu;               /* guards current_job and jobs_done */
+    struct exw_mutex mu;
     char current_job[EXW_ID_MAX + 1]; /* guarded by mu; "" when idle */
     long long jobs_done;              /* guarded by mu */
-    atomic_int lease_lost;            /* set by the heartbeat when renewals failed past the TTL */
+    struct exw_lease lease;           /* guarded by mu; renewed by the heartbeat */
 };
+
+/* Whether the lease lapsed since @taken_at (monotonic ms). Thread: any. */
+int exw_worker_lease_lapsed(struct worker *w, int64_t taken_at);
+
+/* Whether the lease holds for @ms from now. Thread: any. */
+int exw_worker_lease_holds(struct worker *w, int64_t ms);
 
 /* ---- lookup.c: the lookup pool and one job's lookups ---- */
 
 struct lookups;
 
-/* The pool's per-thread set-up and tear-down (an HTTP handle each). */
+/* The pool's per-thread set-up and tear-down (an HTTP handle each).
+ * Thread: pool. */
 void *exw_lookup_thread_init(unsigned idx, void *ud);
 void exw_lookup_thread_fini(void *ctx, void *ud);
 
-/* One job's lookups against @svc, which ends at @deadline_ms (monotonic). */
+/* One job's lookups against @svc, which ends at @deadline_ms (monotonic).
+ * Thread: main. */
 struct lookups *exw_lookups_new(struct exw_pool *pool, const struct exw_job *job,
                                 const struct exw_service *svc, const struct exw_config *cfg,
                                 int64_t deadline_ms);
 
 /* Stops the job's lookups still queued or running, waits for all of them to come
- * back, then frees everything. NULL is a no-op. */
+ * back, then frees everything. NULL is a no-op. Thread: main. */
 void exw_lookups_free(struct lookups *l);
 
 /* Asks every lookup of the job to stop as soon as it can. Thread: any. */
 void exw_lookups_abort(struct lookups *l);
 
 /* The result of key @key once known: starts its lookup the first time the key
- * is seen. Returns an opaque handle for exw_lookups_wait; never NULL. */
+ * is seen. Returns an opaque handle for exw_lookups_wait; never NULL.
+ * Thread: main. */
 struct lookup_entry *exw_lookups_request(struct lookups *l, const char *key);
 
 /* Waits up to @wait_ms for @e. Returns 1 when done; then *@cells is its lookup
- * cells (NULL when it failed; *@error then says why). */
+ * cells (NULL when it failed; *@error then says why). Thread: main. */
 int exw_lookups_wait(struct lookups *l, struct lookup_entry *e, int64_t wait_ms,
                      const struct exw_cell **cells, const char **error);
 
-/* The key of @e. */
+/* The key of @e. Thread: main. */
 const char *exw_lookups_key(const struct lookup_entry *e);
 
-/* Figures for the status hash and P:stats. */
+/* Figures for the status hash and P:stats. Thread: main (the counts are
+ * taken under the lookups' lock). */
 struct lookup_counts {
     long long total, done, failed, requests, reached;
     char first_error[300]; /* the first key that failed, and why */
@@ -71,24 +98,35 @@ void exw_lookups_counts(struct lookups *l, struct lookup_counts *out);
 
 /* ---- runner.c: one job from the queue to its end ---- */
 
-/* Runs the job document @doc that was just taken and ends it in Redis. Returns
- * 1 when its end could not be recorded (Redis away, or its lease lost) and the
- * document may still be in this worker's processing list, for the caller to
- * put back with exw_rq_release_own. */
-int exw_run_job(struct worker *w, const char *doc, size_t len);
+enum run_result {
+    RUN_ENDED,    /* ended here, or no longer this worker's */
+    RUN_LEFT,     /* may still be in this worker's processing list: adopt it later */
+    RUN_DEFERRED, /* another copy of the id runs elsewhere: this one waits in the queue */
+    RUN_OVERSIZED /* too large for this process's memory: end it with exw_run_oversized */
+};
 
-/* The main thread's Redis connection, remade when broken; NULL while Redis
- * cannot be reached (logged once per change). */
-struct exw_rq *exw_worker_redis(struct worker *w);
+/* Runs the job document @doc, taken (or found in this worker's processing
+ * list) by a request sent at @taken_at (monotonic ms), and ends it in Redis.
+ * Thread: main. */
+enum run_result exw_run_job(struct worker *w, const char *doc, size_t len, int64_t taken_at);
 
-/* ---- heartbeat.c ---- */
+/* Ends the oldest job of this worker's own processing list, whose document
+ * is too large for this process's memory to take in (its reply could not be
+ * allocated): failed too_large under its id when its head shows one, else
+ * into P:dead, read in parts. Thread: main. */
+enum run_result exw_run_oversized(struct worker *w, int64_t taken_at);
+
+/* ---- heartbeat.c: the lease, renewed from a thread of its own ---- */
 
 struct heartbeat;
+/* Starts the heartbeat thread, which renews the lease every third of its TTL
+ * and recovers dead workers' jobs. Thread: main. */
 EXW_MUST_CHECK exw_err exw_heartbeat_start(struct worker *w, struct heartbeat **out,
                                            struct exw_errbuf *eb);
-/* Stops the thread and deregisters the worker. */
+/* Stops the thread and deregisters the worker. Thread: main. */
 void exw_heartbeat_stop(struct heartbeat *hb);
 
+/* Names the job the heartbeat reports (NULL when idle). Thread: main. */
 void exw_worker_set_job(struct worker *w, const char *id);
 
 #endif

@@ -1,20 +1,47 @@
-/* job.h: the job document of PROTOCOL.md section 2 and the typing of its cells.
+/* job.h: the job document of PROTOCOL.md section 2: its fields, columns,
+ * lookup and rows.
  *
- * exw_job_parse() validates everything that can be checked without the rows'
- * values; rows are checked as they are turned into cells, so an error names the
- * row and column. Rows are opaque struct exw_row pointers (JSON objects). */
+ * exw_job_parse() checks the whole document (exw_json_check: grammar, UTF-8,
+ * nesting, number forms), then reads the members it knows in place; no tree
+ * of the document is built, and members it does not know, like the rows, are
+ * only skipped. Rows (row.h) are handed out one at a time by
+ * exw_job_next_row(), each read from its own span of the document, or parsed
+ * by exw_row_parse() from a rows_key list; cells.h types their values.
+ *
+ * Cost, whatever the document's shape:
+ * - time: a few linear passes over the document (UTF-8, grammar, members,
+ *   counting rows), then one more over each row as it is handed out;
+ * - memory: the document itself, which the caller keeps, plus the job: its
+ *   columns and a table of their field names, at most the document's bytes
+ *   again (known strings are copied once) and some 100 bytes per column;
+ * - a row: a copy of its text for a rows_key row, its referenced string values
+ *   decoded (at most its bytes), and 56 bytes per member that a column names
+ *   (each such member takes at least 6 bytes of text): at most 11 times the
+ *   row's bytes, and never more than 4 x 56 bytes per distinct field name
+ *   plus twice its bytes. Members no column names cost nothing.
+ * tests/unit/test_job.c measured, for 20 MB documents of the worst shapes,
+ * peak RSS of 0.03 MB per MB of document on top of the document itself (1.03
+ * for a rows_key element, which is copied). */
 #ifndef EXW_JOB_H
 #define EXW_JOB_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include "exw/cells.h" /* cell typing, once declared here */
 #include "exw/err.h"
+#include "exw/json_text.h"
+#include "exw/row.h" /* the rows: cursor, rows_key rows, their members */
 
 #define EXW_ID_MAX 128
 #define EXW_SHEET_NAME_MAX 31
 #define EXW_EXCEL_MAX_ROWS 1048576L
 #define EXW_EXCEL_MAX_COLUMNS 16384L
 #define EXW_EXCEL_MAX_STRING 32767L
+/* Longest number format of a column in bytes: what libxlsxwriter keeps (it
+ * cuts longer ones). */
+#define EXW_COLUMN_FORMAT_MAX 127
+/* Longest rows_key in bytes. */
+#define EXW_ROWS_KEY_MAX 1024
 
 enum exw_col_type {
     EXW_COL_STRING,
@@ -35,6 +62,7 @@ struct exw_column {
     char *format;        /* Excel number format, or NULL for the type's default */
     double width;        /* characters, or 0 for Excel's default */
     size_t lookup_index; /* for a lookup column: its index among the lookup columns */
+    size_t field_index;  /* for a field column: its field among the job's distinct fields */
 };
 
 /* Per-field limits (PROTOCOL.md section 2 and Excel's own). */
@@ -50,8 +78,6 @@ struct exw_limits {
 /* Fills @l with the defaults: Excel's limits, depth 32, 64 MiB documents. */
 void exw_limits_default(struct exw_limits *l);
 
-struct exw_row; /* one row object */
-
 struct exw_job {
     char *id;
     char *filename;
@@ -62,12 +88,14 @@ struct exw_job {
     size_t ncolumns;
     size_t nlookup_columns;
     enum exw_on_lookup_error on_lookup_error;
-    long result_ttl_s;           /* -1 when the document does not say */
-    char *rows_key;              /* Redis list of rows, or NULL for inline rows */
-    const struct exw_row **rows; /* inline rows, borrowed from the parsed document */
-    size_t nrows;
-    struct cJSON *root;       /* the parsed document; owns the inline rows */
+    long result_ttl_s;        /* -1 when the document does not say */
+    char *rows_key;           /* Redis list of rows, or NULL for inline rows */
+    size_t nrows;             /* inline rows (0 with rows_key) */
     struct exw_limits limits; /* the limits the job was parsed under */
+    /* The rest is the parser's own. */
+    struct exw_job_fields *fields;
+    size_t key_field;             /* the lookup key's field, when there is a lookup */
+    struct exw_json_iter rows_at; /* the cursor over the inline rows */
 };
 
 /* What a failed parse means for the job. */
@@ -78,23 +106,52 @@ enum exw_job_verdict {
     EXW_JOB_TOO_LARGE /* error_code too_large */
 };
 
-/* Parses and validates the document of @len bytes. On success returns EXW_OK and
- * *@out (caller frees with exw_job_free). On failure *@out is NULL, *@verdict says
- * how the job ends, *@id is the job's id when one could be read (caller frees,
- * else NULL; it is set on success too) and @eb names the field and what is wrong. @prefix is the
- * key prefix that rows_key must begin with. Thread: any. */
+/* Parses and validates the document of @len bytes, which it borrows: the
+ * caller keeps @doc alive and unchanged until exw_job_free(), since inline
+ * rows are read from it. On success returns EXW_OK and *@out (caller frees
+ * with exw_job_free). On failure *@out is NULL, *@verdict says how the job
+ * ends, *@id is the job's id when one could be read (caller frees, else NULL;
+ * it is set on success too) and @eb names the field and what is wrong. A
+ * document over lim->max_job_bytes is EXW_ELIMIT and TOO_LARGE; one that is
+ * not JSON or has no usable id EXW_EJSON and DEAD; one that is JSON but over
+ * the worker's own rules (nesting, \u0000, numbers beyond a double, invalid
+ * UTF-8) or breaks the schema EXW_EJSON and INVALID. @prefix is the key
+ * prefix that rows_key must begin with. The cost is in the comment atop this
+ * header: no tree of the document is built. Thread: any. */
 EXW_MUST_CHECK exw_err exw_job_parse(const char *doc, size_t len, const struct exw_limits *lim,
                                      const char *prefix, struct exw_job **out,
                                      enum exw_job_verdict *verdict, char **id,
                                      struct exw_errbuf *eb);
 
+/* The id of a document without parsing it: a linear scan, allocation-free
+ * but for the result, for the first top-level member "id" (escapes decoded
+ * as a JSON parser would), so that a document too large, too deep or not
+ * valid UTF-8 can still fail under its id. NULL when that member is missing
+ * or is not a usable id (exw_job_id_valid). When exw_job_parse() finds an id,
+ * it is this same one: both take the first "id" member. Caller frees.
+ * Thread: any. */
+char *exw_job_scan_id(const char *doc, size_t len);
+
+/* What the document is, from checks that allocate nothing but the id (its
+ * size, UTF-8, grammar, that it is an object, its id): EXW_JOB_OK with *@id
+ * set; EXW_JOB_DEAD with *@id NULL when it has no usable id (the document
+ * goes to P:dead); EXW_JOB_INVALID or EXW_JOB_TOO_LARGE with *@id set when it
+ * fails already. @eb says why whenever the verdict is not EXW_JOB_OK. This is
+ * the first step of exw_job_parse(), for a caller that must record the job's
+ * start before it spends more on the document. Caller frees *@id.
+ * Thread: any. */
+enum exw_job_verdict exw_job_identify(const char *doc, size_t len, const struct exw_limits *lim,
+                                      char **id, struct exw_errbuf *eb);
+
 /* The rows_key of a document that failed to parse, when it has a usable one
- * (a string naming a key under @prefix), so that the list can still be deleted
- * as the job ends; else NULL. Caller frees. Thread: any. */
+ * (a string naming a key under @prefix, as exw_job_parse() requires), so that
+ * the list can still be deleted as the job ends; else NULL. Reads the
+ * document in place. Caller frees. Thread: any. */
 char *exw_job_rows_key_of(const char *doc, size_t len, const struct exw_limits *lim,
                           const char *prefix);
 
-/* Frees the job and its document; NULL is a no-op. Thread: owner. */
+/* Frees the job; NULL is a no-op. The document it borrowed is the caller's.
+ * Thread: owner. */
 void exw_job_free(struct exw_job *job);
 
 /* Whether @id is a usable job id: 1 to 128 of A-Z a-z 0-9 . _ : - . Thread: any. */
@@ -102,73 +159,6 @@ int exw_job_id_valid(const char *id, size_t len);
 
 /* Whether @name is a valid Excel sheet name; if not, @eb says why. Thread: any. */
 int exw_job_sheet_name_valid(const char *name, struct exw_errbuf *eb);
-
-/* Parses one element of a rows_key list; *@out is freed with exw_row_free.
- * @index is the row's position, for the error text. Thread: any. */
-EXW_MUST_CHECK exw_err exw_row_parse(const struct exw_job *job, const char *text, size_t len,
-                                     size_t index, struct exw_row **out, struct exw_errbuf *eb);
-void exw_row_free(struct exw_row *row);
-
-/* ---- Cells ---- */
-
-enum exw_cell_kind {
-    EXW_CELL_EMPTY,
-    EXW_CELL_STRING,
-    EXW_CELL_NUMBER,
-    EXW_CELL_BOOLEAN,
-    EXW_CELL_DATETIME
-};
-
-struct exw_datetime {
-    int year, month, day, hour, min;
-    double sec; /* 0 to 59.999, milliseconds kept */
-};
-
-struct exw_cell {
-    enum exw_cell_kind kind;
-    double num;             /* NUMBER; BOOLEAN as 0 or 1 */
-    struct exw_datetime dt; /* DATETIME (dates have 0:00:00) */
-    const char *str;        /* STRING: NUL-terminated text, borrowed or == owned */
-    char *owned;            /* heap copy freed by exw_cells_cleanup, or NULL */
-    char numbuf[32];        /* holds a formatted number when str points here */
-};
-
-/* The lookup key of @row: *@key is borrowed from @row or formatted into @scratch;
- * NULL when the row has no key (null or absent: its lookup cells stay empty).
- * A key of another type is EXW_EJSON naming the row. Thread: any. */
-EXW_MUST_CHECK exw_err exw_job_row_key(const struct exw_job *job, const struct exw_row *row,
-                                       size_t index, char scratch[32], const char **key,
-                                       struct exw_errbuf *eb);
-
-/* Types every cell of @row (the @index-th row) into @cells (job->ncolumns).
- * @lookup holds the row's lookup cells (job->nlookup_columns) or NULL for empty
- * ones. Strings are borrowed from @row and @lookup: keep both alive while
- * @cells is used. A value the column's type does not take is EXW_EJSON naming
- * the row and column. Thread: any. */
-EXW_MUST_CHECK exw_err exw_job_row_cells(const struct exw_job *job, const struct exw_row *row,
-                                         size_t index, const struct exw_cell *lookup,
-                                         struct exw_cell *cells, struct exw_errbuf *eb);
-
-/* Turns a lookup response body into the lookup cells of one key (@out has
- * job->nlookup_columns, each owning its text: free with exw_cells_cleanup).
- * A body that is not JSON, or a value of the wrong type, is EXW_EJSON with the
- * cause; a pointer to nothing or null gives an empty cell. Thread: any. */
-EXW_MUST_CHECK exw_err exw_job_lookup_cells(const struct exw_job *job, const char *body, size_t len,
-                                            struct exw_cell *out, struct exw_errbuf *eb);
-
-/* Frees the text owned by @n cells and empties them. Thread: owner. */
-void exw_cells_cleanup(struct exw_cell *cells, size_t n);
-
-/* Parses "YYYY-MM-DD" (@with_time 0) or "YYYY-MM-DDTHH:MM:SS[.f{1,9}][Z|+HH:MM|-HH:MM]"
- * (@with_time 1) into UTC, milliseconds kept. Fails outside Excel's years 1900 to
- * 9999. Thread: any. */
-EXW_MUST_CHECK exw_err exw_parse_datetime(const char *s, int with_time, struct exw_datetime *out,
-                                          struct exw_errbuf *eb);
-
-/* The P:dead entry for a document: {"job": <the document as text, ill-formed
- * UTF-8 replaced by U+FFFD>, "error": @error, "failed_at": @failed_at_ms}.
- * Caller frees. Thread: any. */
-char *exw_job_dead_entry(const char *doc, size_t len, const char *error, long long failed_at_ms);
 
 /* The type's name ("number") and the default number format (NULL for none). */
 const char *exw_col_type_name(enum exw_col_type t);

@@ -9,12 +9,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "exw/err.h"
-#include "exw/job.h"
+#include "exw/job.h" /* columns and cells: the writer follows the model */
 
 struct exw_xlsx;
 
-/* Longest number format libxlsxwriter keeps, in bytes (it cuts longer ones). */
-#define EXW_XLSX_FORMAT_MAX 127
+/* Longest number format libxlsxwriter keeps, in bytes (it cuts longer ones):
+ * the job model's limit, which the writer follows. */
+#define EXW_XLSX_FORMAT_MAX EXW_COLUMN_FORMAT_MAX
 
 /* Creates the workbook file at @path and its first sheet @sheet with the header
  * row (bold, frozen; autofilter over the written rows) and the columns' widths
@@ -45,6 +46,12 @@ EXW_MUST_CHECK exw_err exw_xlsx_write_row(struct exw_xlsx *x, const struct exw_c
  * libxlsxwriter's reason and the system's ("No space left on device"),
  * EXW_ENOMEM. Thread: owner. */
 EXW_MUST_CHECK exw_err exw_xlsx_close(struct exw_xlsx *x, struct exw_errbuf *eb);
+
+/* Frees @x without writing the file: the rows written so far and the library's
+ * temporary files are thrown away at once, with no packing (for an abandoned
+ * job: cancelled, timed out, put back). Nothing is created at the workbook's
+ * path. NULL is a no-op. Thread: owner. */
+void exw_xlsx_discard(struct exw_xlsx *x);
 
 /* The name of sheet number @n (1-based) of base name @base: @base itself for 1
  * (and 0), else "<base> (n)" with @base shortened (whole UTF-8 characters) so

@@ -873,6 +873,21 @@ class RecordTail:
         self._poll()
 
 
+def upload_keys(r, prefix):
+    """{upload key: PTTL} of every partial upload under @prefix, by either
+    name: P:upload:<worker>:<id> or the older P:result:<id>:upload:<worker>."""
+    keys = set(r.scan_iter(match=prefix + ":upload:*", count=1000))
+    keys |= set(r.scan_iter(match=prefix + ":result:*:upload:*", count=1000))
+    return {k.decode("utf-8", "replace"): r.pttl(k) for k in keys}
+
+
+def upload_sets(r, prefix):
+    """{key: sorted members} of every P:uploads:<worker> set under @prefix."""
+    return {k.decode("utf-8", "replace"): sorted(m.decode("utf-8", "replace")
+                                                 for m in r.smembers(k))
+            for k in r.scan_iter(match=prefix + ":uploads:*", count=1000)}
+
+
 def redis_cli_bin():
     return shutil.which("redis-cli", path="/usr/bin:/usr/sbin:/bin") or "redis-cli"
 
@@ -998,15 +1013,26 @@ class RobustTest(E2ETest):
         return data
 
     def upload_keys(self):
-        """{upload key: PTTL} of every P:result:*:upload:* key."""
-        keys = list(self.r.scan_iter(match=self.key("result", "*", "upload", "*"), count=1000))
-        return {k.decode(): self.r.pttl(k) for k in keys}
+        """{upload key: PTTL} of every partial upload: P:upload:<worker>:<id>,
+        and the older name P:result:<id>:upload:<worker>."""
+        return upload_keys(self.r, self.prefix)
+
+    def upload_sets(self):
+        """{key: members} of every P:uploads:<worker> set (a worker's
+        in-flight upload keys)."""
+        return upload_sets(self.r, self.prefix)
 
     def assert_no_stray_upload_keys(self):
         """No upload key is left without a TTL (a killed worker's partial
         upload must expire by itself)."""
         bad = {k: t for k, t in self.upload_keys().items() if t is None or t < 0}
         self.assertEqual(bad, {}, "upload keys without a TTL")
+
+    def assert_no_upload_leftovers(self):
+        """No upload key at all (either name) and no P:uploads:* set: what
+        every ending that is not success, a put-back and a recovery leave."""
+        self.assertEqual(self.upload_keys(), {}, "upload keys left")
+        self.assertEqual(self.upload_sets(), {}, "P:uploads:* sets left")
 
     def processing_lists(self):
         """{key: length} of every non-empty P:processing:* list."""

@@ -2,13 +2,8 @@
  * --help, the description and the rule that secrets are never shown. Lookup
  * services and Redis URLs have their own tests (test_services.c,
  * test_redis_addr.c); here only how they join the rest. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testutil.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +24,7 @@ static char *scratch;
 static int setup_group(void **state)
 {
     (void)state;
-    scratch = getenv("EXW_TEST_TMPDIR");
-    if (scratch == NULL || scratch[0] == '\0')
-        scratch = "/tmp";
+    scratch = scratch_dir();
     snprintf(tmpdir_var, sizeof(tmpdir_var), "TMPDIR=%s", scratch);
     return 0;
 }
@@ -83,16 +76,6 @@ static char *load_bad(char **env, char **args)
     return errors;
 }
 
-/* Lines in an error text, which has no newline after the last one. */
-static int count_lines(const char *s)
-{
-    int n = *s != '\0';
-
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
-
 /* @errors holds @line as one whole line. */
 static void assert_has_line(const char *errors, const char *line)
 {
@@ -113,20 +96,7 @@ static void assert_has_line(const char *errors, const char *line)
 /* Loads @env/@args, which must fail with one error containing @part. */
 static void expect_one_error(char **env, char **args, const char *part)
 {
-    char *errors = load_bad(env, args);
-
-    if (strstr(errors, part) == NULL || count_lines(errors) != 1)
-        fail_msg("expected one error with \"%s\", got:\n%s", part, errors);
-    free(errors);
-}
-
-static void write_file(const char *path, const char *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, data, len), (ssize_t)len);
-    close(fd);
+    expect_one_line_with(load_bad(env, args), part);
 }
 
 /* ---- Defaults and plain settings ---- */

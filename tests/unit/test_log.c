@@ -1,10 +1,6 @@
 /* test_log.c: the text and JSON line formats, escaping, truncation, level
  * gating, per-thread fields, and whole lines under concurrent writers. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testutil.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -472,7 +468,7 @@ static void *writer(void *arg)
 
 static void test_concurrent_lines_whole(void **state)
 {
-    const char *dir = getenv("EXW_TEST_TMPDIR");
+    const char *dir = scratch_dir();
     char path[512], *buf, *line, *nl, *m;
     int seen[WRITERS] = {0};
     pthread_t t[WRITERS];
@@ -482,7 +478,7 @@ static void test_concurrent_lines_whole(void **state)
 
     (void)state;
     exw_log_setup(EXW_LOG_JSON, EXW_LOG_DEBUG);
-    snprintf(path, sizeof(path), "%s/test_log_%ld.log", dir && *dir ? dir : "/tmp", (long)getpid());
+    snprintf(path, sizeof(path), "%s/test_log_%ld.log", dir, (long)getpid());
     /* O_APPEND: each write(2) lands whole at the end, as with a pipe. */
     fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
     assert_true(fd >= 0);

@@ -1,10 +1,6 @@
 /* test_redis_addr.c: EXPORT_REDIS_URL forms, the reasons a bad one is refused
  * (never showing its password), and the description with the password as ***. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testutil.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -47,18 +43,10 @@ static void test_redis_url_forms(void **state)
         eb.msg[0] = '\0';
         if (exw_redis_addr_parse(ok[i].url, &a, &eb) != EXW_OK)
             fail_msg("%s: %s", ok[i].url, eb.msg);
-#define CHECK_STR(got, want)                                                                       \
-    do {                                                                                           \
-        if ((want) == NULL)                                                                        \
-            assert_null(got);                                                                      \
-        else                                                                                       \
-            assert_string_equal(got, want);                                                        \
-    } while (0)
-        CHECK_STR(a.host, ok[i].host);
-        CHECK_STR(a.path, ok[i].path);
-        CHECK_STR(a.user, ok[i].user);
-        CHECK_STR(a.password, ok[i].password);
-#undef CHECK_STR
+        assert_string_or_null(a.host, ok[i].host);
+        assert_string_or_null(a.path, ok[i].path);
+        assert_string_or_null(a.user, ok[i].user);
+        assert_string_or_null(a.password, ok[i].password);
         if (ok[i].host != NULL)
             assert_int_equal(a.port, ok[i].port);
         assert_int_equal(a.db, ok[i].db);

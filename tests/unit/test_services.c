@@ -1,13 +1,8 @@
 /* test_services.c: lookup services from EXPORT_SERVICE_<NAME>_* variables and
  * --service values: names, suffixes, URL templates, auth values and files, the
  * limits, the description, and secrets kept out of both. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testutil.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +21,7 @@ static char *scratch; /* a folder for auth files */
 static int setup_group(void **state)
 {
     (void)state;
-    scratch = getenv("EXW_TEST_TMPDIR");
-    if (scratch == NULL || scratch[0] == '\0')
-        scratch = "/tmp";
+    scratch = scratch_dir();
     return 0;
 }
 
@@ -79,33 +72,10 @@ static char *load_bad(char **env, char **flags)
     return errors;
 }
 
-/* Lines in an error text, which has no newline after the last one. */
-static int count_lines(const char *s)
-{
-    int n = *s != '\0';
-
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
-}
-
 /* Loads @env/@flags, which must fail with one error containing @part. */
 static void expect_one_error(char **env, char **flags, const char *part)
 {
-    char *errors = load_bad(env, flags);
-
-    if (strstr(errors, part) == NULL || count_lines(errors) != 1)
-        fail_msg("expected one error with \"%s\", got:\n%s", part, errors);
-    free(errors);
-}
-
-static void write_file(const char *path, const char *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, data, len), (ssize_t)len);
-    close(fd);
+    expect_one_line_with(load_bad(env, flags), part);
 }
 
 static void test_services(void **state)
@@ -148,26 +118,40 @@ static void test_services(void **state)
     unload(&c);
 }
 
+/* An environment of one or two variables and the one error it must give. */
+struct env_case {
+    char *var, *var2; /* var2 may be NULL */
+    const char *want;
+};
+
+static void expect_env_errors(const struct env_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        expect_one_error(ENV(cases[i].var, cases[i].var2), NO_FLAGS, cases[i].want);
+}
+
 static void test_service_name_rules(void **state)
 {
+    static const struct env_case cases[] = {
+        {"EXPORT_SERVICE_MY_SVC_URL=http://x/{key}", NULL,
+         "EXPORT_SERVICE_MY_SVC_URL: service names are [A-Z0-9]+"},
+        {"EXPORT_SERVICE_foo_URL=http://x/{key}", NULL,
+         "EXPORT_SERVICE_foo_URL: service names are [A-Z0-9]+"},
+        {"EXPORT_SERVICE__URL=http://x/{key}", NULL,
+         "EXPORT_SERVICE__URL: service names are [A-Z0-9]+"},
+        /* Suffixes are taken from the right, so these names hold an underscore. */
+        {"EXPORT_SERVICE_A_AUTH_URL=http://x/{key}", NULL,
+         "EXPORT_SERVICE_A_AUTH_URL: service names are [A-Z0-9]+"},
+        {"EXPORT_SERVICE_A_URL_TIMEOUT_MS=5", NULL,
+         "EXPORT_SERVICE_A_URL_TIMEOUT_MS: service names are [A-Z0-9]+"},
+        {"EXPORT_SERVICE_A_HOST=x", NULL, "EXPORT_SERVICE_A_HOST: not a lookup service setting"},
+        {"EXPORT_SERVICE_URL=http://x/{key}", NULL,
+         "EXPORT_SERVICE_URL: not a lookup service setting"},
+    };
     char *e;
 
     (void)state;
-    expect_one_error(ENV("EXPORT_SERVICE_MY_SVC_URL=http://x/{key}"), NO_FLAGS,
-                     "EXPORT_SERVICE_MY_SVC_URL: service names are [A-Z0-9]+");
-    expect_one_error(ENV("EXPORT_SERVICE_foo_URL=http://x/{key}"), NO_FLAGS,
-                     "EXPORT_SERVICE_foo_URL: service names are [A-Z0-9]+");
-    expect_one_error(ENV("EXPORT_SERVICE__URL=http://x/{key}"), NO_FLAGS,
-                     "EXPORT_SERVICE__URL: service names are [A-Z0-9]+");
-    /* Suffixes are taken from the right, so these names hold an underscore. */
-    expect_one_error(ENV("EXPORT_SERVICE_A_AUTH_URL=http://x/{key}"), NO_FLAGS,
-                     "EXPORT_SERVICE_A_AUTH_URL: service names are [A-Z0-9]+");
-    expect_one_error(ENV("EXPORT_SERVICE_A_URL_TIMEOUT_MS=5"), NO_FLAGS,
-                     "EXPORT_SERVICE_A_URL_TIMEOUT_MS: service names are [A-Z0-9]+");
-    expect_one_error(ENV("EXPORT_SERVICE_A_HOST=x"), NO_FLAGS,
-                     "EXPORT_SERVICE_A_HOST: not a lookup service setting");
-    expect_one_error(ENV("EXPORT_SERVICE_URL=http://x/{key}"), NO_FLAGS,
-                     "EXPORT_SERVICE_URL: not a lookup service setting");
+    expect_env_errors(cases, sizeof(cases) / sizeof(cases[0]));
     e = load_bad(ENV("EXPORT_SERVICE_"
                      "A123456789B123456789C123456789D123456789E123456789F123456789G12345_URL="
                      "http://x/{key}"),
@@ -178,28 +162,29 @@ static void test_service_name_rules(void **state)
 
 static void test_service_settings_errors(void **state)
 {
+    static const struct env_case cases[] = {
+        {"EXPORT_SERVICE_X_TIMEOUT_MS=5", NULL,
+         "EXPORT_SERVICE_X: has settings but no EXPORT_SERVICE_X_URL (or --service X=URL)"},
+        {"EXPORT_SERVICE_X_URL=ftp://x/{key}", NULL,
+         "EXPORT_SERVICE_X_URL: must start with http:// or https://"},
+        {"EXPORT_SERVICE_X_URL=http://x/", NULL,
+         "EXPORT_SERVICE_X_URL: must contain {key} where the key goes"},
+        {"EXPORT_SERVICE_X_URL=http://{key}.evil/", NULL,
+         "EXPORT_SERVICE_X_URL: must have {key} in its path or query"},
+        {"EXPORT_SERVICE_X_URL=http:///{key}", NULL, "EXPORT_SERVICE_X_URL: has no host"},
+        {"EXPORT_SERVICE_X_URL=http://x/a b/{key}", NULL,
+         "EXPORT_SERVICE_X_URL: must not contain spaces"},
+        {"EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_TIMEOUT_MS=0",
+         "EXPORT_SERVICE_X_TIMEOUT_MS: must be 1..600000, got 0"},
+        {"EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_RETRIES=21",
+         "EXPORT_SERVICE_X_RETRIES: must be 0..20, got 21"},
+        {"EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_RETRIES=two",
+         "EXPORT_SERVICE_X_RETRIES: must be an integer, got \"two\""},
+    };
     char *e;
 
     (void)state;
-    expect_one_error(ENV("EXPORT_SERVICE_X_TIMEOUT_MS=5"), NO_FLAGS,
-                     "EXPORT_SERVICE_X: has settings but no EXPORT_SERVICE_X_URL"
-                     " (or --service X=URL)");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=ftp://x/{key}"), NO_FLAGS,
-                     "EXPORT_SERVICE_X_URL: must start with http:// or https://");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/"), NO_FLAGS,
-                     "EXPORT_SERVICE_X_URL: must contain {key} where the key goes");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://{key}.evil/"), NO_FLAGS,
-                     "EXPORT_SERVICE_X_URL: must have {key} in its path or query");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http:///{key}"), NO_FLAGS,
-                     "EXPORT_SERVICE_X_URL: has no host");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/a b/{key}"), NO_FLAGS,
-                     "EXPORT_SERVICE_X_URL: must not contain spaces");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_TIMEOUT_MS=0"),
-                     NO_FLAGS, "EXPORT_SERVICE_X_TIMEOUT_MS: must be 1..600000, got 0");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_RETRIES=21"),
-                     NO_FLAGS, "EXPORT_SERVICE_X_RETRIES: must be 0..20, got 21");
-    expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_RETRIES=two"),
-                     NO_FLAGS, "EXPORT_SERVICE_X_RETRIES: must be an integer, got \"two\"");
+    expect_env_errors(cases, sizeof(cases) / sizeof(cases[0]));
     expect_one_error(ENV("EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_AUTH=a",
                          "EXPORT_SERVICE_X_AUTH_FILE=/etc/hostname"),
                      NO_FLAGS,
@@ -214,9 +199,13 @@ static void test_service_settings_errors(void **state)
 
 static void test_service_auth_file(void **state)
 {
+    static const struct {
+        const char *text, *name; /* the file, the name the service is looked up by */
+    } one_line[] = {{"Bearer t0k\n", "t"}, {"Bearer t0k\r\n", "T"}, {"Bearer t0k", "T"}};
     char path[600], var[700];
     const struct exw_service *s;
     struct exw_config c;
+    size_t i;
     char *e;
 
     (void)state;
@@ -224,22 +213,14 @@ static void test_service_auth_file(void **state)
     snprintf(var, sizeof(var), "EXPORT_SERVICE_T_AUTH_FILE=%s", path);
 
     /* One trailing newline goes, \n or \r\n. */
-    write_file(path, "Bearer t0k\n", 11);
-    load_ok(&c, ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_FLAGS);
-    s = exw_config_service(&c, "t");
-    assert_non_null(s);
-    assert_string_equal(s->auth, "Bearer t0k");
-    unload(&c);
-
-    write_file(path, "Bearer t0k\r\n", 12);
-    load_ok(&c, ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_FLAGS);
-    assert_string_equal(exw_config_service(&c, "T")->auth, "Bearer t0k");
-    unload(&c);
-
-    write_file(path, "Bearer t0k", 10);
-    load_ok(&c, ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_FLAGS);
-    assert_string_equal(exw_config_service(&c, "T")->auth, "Bearer t0k");
-    unload(&c);
+    for (i = 0; i < sizeof(one_line) / sizeof(one_line[0]); i++) {
+        write_file(path, one_line[i].text, strlen(one_line[i].text));
+        load_ok(&c, ENV("EXPORT_SERVICE_T_URL=http://t/{key}", var), NO_FLAGS);
+        s = exw_config_service(&c, one_line[i].name);
+        assert_non_null(s);
+        assert_string_equal(s->auth, "Bearer t0k");
+        unload(&c);
+    }
 
     /* Only one: a second line is refused, without showing the contents. */
     write_file(path, "Bearer t0k\n\n", 12);

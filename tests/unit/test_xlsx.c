@@ -1,17 +1,14 @@
 /* test_xlsx.c: the workbook writer. Workbooks are written under $EXW_TEST_TMPDIR
  * and read back with openpyxl (Debian's python3-openpyxl), which prints every
  * cell for the test to compare. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testutil.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -55,11 +52,10 @@ static char script[600];
 
 static int setup(void **state)
 {
-    const char *base = getenv("EXW_TEST_TMPDIR");
     FILE *f;
 
     (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "%s/test_xlsx.XXXXXX", base != NULL ? base : "/tmp");
+    snprintf(tmpdir, sizeof(tmpdir), "%s/test_xlsx.XXXXXX", scratch_dir());
     if (mkdtemp(tmpdir) == NULL)
         return -1;
     snprintf(script, sizeof(script), "%s/read.py", tmpdir);
@@ -582,12 +578,75 @@ static void test_write_errors(void **state)
     assert_int_equal(exw_xlsx_close(NULL, &eb), EXW_OK);
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Entries of @dir, "." and ".." included. */
+static int count_entries(const char *dir)
+{
+    struct dirent *e;
+    int n = 0;
+    DIR *d = opendir(dir);
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL)
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* An abandoned workbook is freed at once: nothing packed, no file, no
+ * temporary file or descriptor left. */
+static void test_discard(void **state)
+{
+    struct exw_errbuf eb = {{0}};
+    struct exw_xlsx *x = NULL;
+    struct exw_cell row[2] = {text("a fairly long text cell to give the sheet some bulk"),
+                              number(1)};
+    char path[600];
+    int fds, entries, i;
+    double t0, took;
+
+    (void)state;
+    exw_xlsx_discard(NULL);
+    path_for(path, sizeof(path), "discarded.xlsx");
+    fds = count_fds();
+    entries = count_entries(tmpdir);
+    /* 300,000 rows over three sheets: closing would pack tens of MB. */
+    assert_int_equal(exw_xlsx_open(path, tmpdir, "Data", one_col, 2, 100001, &x, &eb), EXW_OK);
+    for (i = 0; i < 300000; i++) {
+        row[1] = number(i);
+        assert_int_equal(exw_xlsx_write_row(x, row, &eb), EXW_OK);
+    }
+    t0 = now_s();
+    exw_xlsx_discard(x);
+    took = now_s() - t0;
+    assert_true(took < 0.25);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(count_fds(), fds);
+    assert_int_equal(count_entries(tmpdir), entries);
+
+    /* Also after a failed row (the sticky error). */
+    assert_int_equal(exw_xlsx_open(path, tmpdir, "Data", one_col, 2, 0, &x, &eb), EXW_OK);
+    row[1] = number(INFINITY);
+    assert_int_equal(exw_xlsx_write_row(x, row, &eb), EXW_EXLSX);
+    exw_xlsx_discard(x);
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(count_fds(), fds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sheet_name),   cmocka_unit_test(test_every_cell_kind),
         cmocka_unit_test(test_continuation), cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_write_errors),
+        cmocka_unit_test(test_write_errors), cmocka_unit_test(test_discard),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,69 @@
+"""A rows_key list that breaks the rules fails the job with invalid_job
+naming what is wrong (PROTOCOL.md sections 2 and 4): an element longer than
+EXPORT_MAX_ROW_BYTES (default 1 MiB) names the row; a list that does not
+exist names the key. The list is deleted when the job ends, and the worker
+goes on with the next job."""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import RobustTest  # noqa: E402
+
+COLUMNS = [{"header": "A", "field": "a"}, {"header": "N", "field": "n", "type": "integer"}]
+
+
+class RowsKeyLimits(RobustTest):
+
+    def job(self, jid, rows_key):
+        return {"id": jid, "columns": COLUMNS, "rows_key": rows_key}
+
+    def test_row_over_max_row_bytes(self):
+        w = self.start_worker()
+        rows_key = self.key("rows", "long")
+        # Over 1 MiB in members no column reads, each short: only the size is wrong.
+        long_row = {"a": "second", "n": 1}
+        long_row.update(("pad%04d" % i, "x" * 1000) for i in range(1100))
+        long_row = json.dumps(long_row)
+        self.assertGreater(len(long_row), 1 << 20)
+        self.r.rpush(rows_key, json.dumps({"a": "first", "n": 0}), long_row,
+                     json.dumps({"a": "third", "n": 2}))
+        st = self.run_job(self.job("long", rows_key), expect="failed", timeout=30)
+        print("\n  error: %s" % st.get("error"))
+        self.assertEqual(st.get("error_code"), "invalid_job", st)
+        self.assertRegex(st.get("error", ""),
+                         r"(?i)rows(_key)?\s*\[\s*1\s*\]|row\s*#?\s*[12]\b|element\s*#?\s*[12]\b",
+                         "the error does not name the row (index 1, or the 2nd)")
+        self.assertRegex(st.get("error", ""), r"(?i)EXPORT_MAX_ROW_BYTES|1048576|1 MiB|bytes",
+                         "the error does not name the limit")
+        self.assertEqual(self.r.exists(self.key("result", "long")), 0)
+        self.assertEqual(self.r.exists(rows_key), 0, "rows_key not deleted at the job's end")
+        self.assert_queues_empty()
+        self.assert_no_upload_leftovers()
+        # A row just within the limit is fine.
+        rows_key = self.key("rows", "ok")
+        rows = [{"a": "y" * 1000, "n": i} for i in range(3)]
+        self.r.rpush(rows_key, *[json.dumps(r) for r in rows])
+        job = self.job("ok", rows_key)
+        st = self.run_job(job, timeout=30)
+        self.assert_workbook(st, dict(job, rows=rows))
+        self.assertTrue(w.running())
+
+    def test_missing_rows_key_list(self):
+        w = self.start_worker()
+        rows_key = self.key("rows", "never-pushed")
+        st = self.run_job(self.job("missing", rows_key), expect="failed", timeout=30)
+        print("\n  error: %s" % st.get("error"))
+        self.assertEqual(st.get("error_code"), "invalid_job", st)
+        self.assertIn(rows_key, st.get("error", ""), "the error does not name the key")
+        self.assertEqual(self.r.exists(self.key("result", "missing")), 0)
+        self.assert_queues_empty()
+        self.assert_no_upload_leftovers()
+        self.run_job({"id": "next", "columns": COLUMNS, "rows": [{"a": "z", "n": 1}]})
+        self.assertTrue(w.running())
+
+
+if __name__ == "__main__":
+    harness.main()

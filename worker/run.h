@@ -1,0 +1,99 @@
+/* run.h: one job's run, shared by runner.c (its lifecycle in Redis) and
+ * workbook.c (its rows, workbook and upload). Private to the daemon; every
+ * function here runs on the main thread. */
+#ifndef EXW_RUN_H
+#define EXW_RUN_H
+
+#include <limits.h>
+#include <stdint.h>
+
+#include "exw/xlsx.h"
+#include "worker.h"
+
+enum outcome {
+    OUT_NONE,
+    OUT_SUCCEEDED,
+    OUT_FAILED,
+    OUT_CANCELLED,
+    OUT_REQUEUE, /* back on the queue unfinished (shutdown) */
+    OUT_LOST,    /* Redis away or the job taken over: nothing recorded here */
+    OUT_DEAD     /* cannot even have a status: to P:dead */
+};
+
+struct pending {
+    const struct exw_row *row;  /* the row */
+    struct exw_row *owned;      /* the row when this run owns it; freed once written */
+    struct lookup_entry *entry; /* NULL: no lookup for this row */
+};
+
+/* Packing the workbook runs on a thread of its own, so that a cancel or a
+ * stop is still seen while a large one is packed. */
+struct packer {
+    pthread_t tid;
+    int ready;             /* mu and finished were made */
+    int running;           /* the thread was started and not yet joined */
+    struct exw_xlsx *xlsx; /* the packer's own while it runs */
+    exw_err rc;
+    struct exw_errbuf eb;
+    struct exw_mutex mu;
+    pthread_cond_t finished; /* on CLOCK_MONOTONIC; signalled when done is set */
+    int done;                /* guarded by mu */
+};
+
+struct run {
+    struct worker *w;
+    const char *doc;
+    size_t doc_len;
+    long long doc_total; /* nonzero: doc is only the head of a document this long */
+    char *id;            /* the id, once known (owned) */
+    struct exw_job *job; /* the parsed document, once parsed */
+    const struct exw_service *svc;
+    struct lookups *lookups;
+    int64_t taken_at;       /* monotonic: when the take was sent */
+    int64_t deadline;       /* monotonic */
+    int64_t grace_deadline; /* monotonic; 0 until a stop is asked for */
+    int64_t next_progress;
+    int last_progress;
+    long attempt; /* this run's start, as the status says while it owns the job; 0 before */
+    long long rows_total;
+    long long rows_read;
+    long long rows_written;
+    struct pending *window; /* a ring of cfg->batch_rows */
+    size_t wcap, whead, wcount;
+    struct exw_row **fetched; /* rows_key rows read ahead, not yet in the window */
+    size_t nfetched, fetch_pos;
+    struct exw_xlsx *xlsx;
+    struct packer packer;
+    char path[PATH_MAX];
+    int fd; /* the workbook file, locked while this run lives; -1 when none */
+    struct exw_cell *cells;
+    enum outcome outcome;
+    const char *error_code;
+    char error[512];
+    long long result_bytes;
+    char sha256[65];
+};
+
+/* Decides the job's outcome, once: later calls change nothing. */
+void run_set_outcome(struct run *r, enum outcome o, const char *code, const char *fmt, ...)
+    EXW_PRINTF(4, 5);
+
+/* Everything that can end a job while it runs (cancel, timeout, stop, a lost
+ * lease, a failed lookup), checked between steps; writes progress at most
+ * every few hundred ms, or now with @force. Returns nonzero once the outcome
+ * is decided. */
+int run_check(struct run *r, int force_progress);
+
+/* workbook.c: writes every row into the workbook, packs it, and uploads it;
+ * on return either the result is uploaded or the outcome is decided. */
+void run_workbook(struct run *r);
+
+/* workbook.c: frees what run_workbook left (the window, the workbook, the
+ * packer, the file). */
+void run_workbook_cleanup(struct run *r);
+
+/* workbook.c: removes the workbooks that dead workers left in @tmpdir (their
+ * lock is free). Returns how many. */
+int run_sweep_tmpdir(const char *tmpdir);
+
+#endif

@@ -1,0 +1,469 @@
+/* workbook.c: one job's rows into its workbook, the workbook into Redis.
+ *
+ * The job thread reads rows in order into a window of EXPORT_BATCH_ROWS rows,
+ * asks for each row's lookup as the row enters the window (so the pool works
+ * ahead of the writer), and writes rows from the window's head as soon as
+ * their lookups are back. Memory is bounded by the window, not the job: inline
+ * rows are parsed from the document one at a time, and rows_key rows stream
+ * from Redis in chunks.
+ *
+ * The workbook file is created and locked (flock) before libxlsxwriter writes
+ * it, and unlinked as soon as it is packed: the upload reads it through the
+ * open descriptor. A worker killed while packing leaves a file whose lock is
+ * free, which the next worker to start in the same EXPORT_TMPDIR removes. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "exw/clock.h"
+#include "exw/digest.h"
+#include "exw/log.h"
+#include "exw/queue.h"
+#include "exw/result.h"
+#include "run.h"
+
+#define WAIT_STEP_MS 100
+#define PACK_CHECK_MS 100 /* how often a cancel or stop is looked for while packing */
+#define FETCH_ROWS 1000
+#define UPLOAD_CHUNK (1u << 20)
+#define FILE_PREFIX "export-"
+#define FILE_SUFFIX ".xlsx"
+
+static exw_err keep_row(const char *data, size_t len, void *ud)
+{
+    struct run *r = ud;
+    struct exw_errbuf eb;
+    struct exw_row *row;
+
+    if (exw_row_parse(r->job, data, len, (size_t)(r->rows_read + (long long)r->nfetched), &row,
+                      &eb) != EXW_OK) {
+        run_set_outcome(r, OUT_FAILED, "invalid_job", "%s", eb.msg);
+        return EXW_EJSON;
+    }
+    r->fetched[r->nfetched++] = row;
+    return EXW_OK;
+}
+
+/* Reads the next chunk of the rows_key list. Returns 0 on an error (the
+ * outcome is then set). */
+static int fetch_rows(struct run *r)
+{
+    const struct exw_config *cfg = r->w->cfg;
+    struct exw_redis *rd = exw_conn_get(&r->w->main);
+    struct exw_errbuf eb;
+    long long too_long = -1;
+    exw_err rc;
+
+    r->nfetched = 0;
+    r->fetch_pos = 0;
+    if (rd == NULL) {
+        run_set_outcome(r, OUT_LOST, NULL, "Redis unreachable while reading rows");
+        return 0;
+    }
+    rc = exw_queue_rows(rd, r->job->rows_key, r->rows_read, r->rows_read + FETCH_ROWS - 1,
+                        (size_t)cfg->max_row_bytes, keep_row, r, &too_long, &eb);
+    if (rc == EXW_ELIMIT) {
+        run_set_outcome(r, OUT_FAILED, "invalid_job",
+                        "rows_key: element %lld of %s is longer than EXPORT_MAX_ROW_BYTES "
+                        "(%ld bytes): %s",
+                        too_long, r->job->rows_key, cfg->max_row_bytes, eb.msg);
+        return 0;
+    }
+    if (rc == EXW_EREDIS || rc == EXW_EAGAIN) {
+        run_set_outcome(r, OUT_LOST, NULL, "reading %s: %s", r->job->rows_key, eb.msg);
+        return 0;
+    }
+    if (rc != EXW_OK) { /* keep_row already decided, or Redis refused the read */
+        run_set_outcome(r, OUT_FAILED, "invalid_job", "rows_key: %s cannot be read (%s)",
+                        r->job->rows_key, eb.msg);
+        return 0;
+    }
+    if (r->nfetched == 0) {
+        run_set_outcome(r, OUT_FAILED, "invalid_job",
+                        "rows_key: the list %s ended after %lld of %lld rows (it changed while "
+                        "the job ran)",
+                        r->job->rows_key, r->rows_read, r->rows_total);
+        return 0;
+    }
+    return 1;
+}
+
+/* The next row in order, owned by the caller, from the document or from
+ * rows_key. Returns 0 at the end or on an error (then the outcome is set). */
+static int next_row(struct run *r, const struct exw_row **row, struct exw_row **owned)
+{
+    *row = NULL;
+    *owned = NULL;
+    if (r->rows_read >= r->rows_total)
+        return 0;
+    if (r->job->rows_key == NULL) {
+        struct exw_errbuf eb;
+
+        if (exw_job_next_row(r->job, owned, &eb) != EXW_OK || *owned == NULL) {
+            run_set_outcome(r, OUT_FAILED, "invalid_job", "%s",
+                            *owned == NULL ? "the rows ended early" : eb.msg);
+            exw_row_free(*owned);
+            *owned = NULL;
+            return 0;
+        }
+        *row = *owned;
+        r->rows_read++;
+        return 1;
+    }
+    if (r->fetch_pos == r->nfetched && !fetch_rows(r))
+        return 0;
+    *owned = r->fetched[r->fetch_pos];
+    r->fetched[r->fetch_pos++] = NULL;
+    *row = *owned;
+    r->rows_read++;
+    return 1;
+}
+
+/* Tops up the window with rows and starts their lookups. A row is typed
+ * before its key is looked up, so that a row the job cannot take fails the
+ * job before anything is asked of the lookup service. */
+static void fill_window(struct run *r)
+{
+    while (r->wcount < r->wcap && r->outcome == OUT_NONE) {
+        struct pending *p = &r->window[(r->whead + r->wcount) % r->wcap];
+        size_t index = (size_t)r->rows_read;
+        struct exw_errbuf eb;
+        char scratch[32];
+        const char *key;
+
+        if (!next_row(r, &p->row, &p->owned))
+            return;
+        p->entry = NULL;
+        r->wcount++;
+        if (exw_job_row_key(r->job, p->row, index, scratch, &key, &eb) != EXW_OK) {
+            run_set_outcome(r, OUT_FAILED, "invalid_job", "%s", eb.msg);
+            return;
+        }
+        if (key == NULL)
+            continue;
+        if (exw_job_row_cells(r->job, p->row, index, NULL, r->cells, &eb) != EXW_OK) {
+            run_set_outcome(r, OUT_FAILED, "invalid_job", "%s", eb.msg);
+            return;
+        }
+        exw_cells_cleanup(r->cells, r->job->ncolumns);
+        p->entry = exw_lookups_request(r->lookups, key);
+    }
+}
+
+static void pop_window(struct run *r)
+{
+    struct pending *p = &r->window[r->whead];
+
+    exw_row_free(p->owned);
+    memset(p, 0, sizeof(*p));
+    r->whead = (r->whead + 1) % r->wcap;
+    r->wcount--;
+}
+
+/* Writes the window's head row if its lookup is back. Returns 1 if written. */
+static int write_head(struct run *r, int64_t wait_ms)
+{
+    struct pending *p = &r->window[r->whead];
+    const struct exw_cell *lookup = NULL;
+    const char *error = NULL;
+    struct exw_errbuf eb;
+    size_t index = (size_t)r->rows_written;
+    exw_err rc;
+
+    if (p->entry != NULL) {
+        if (!exw_lookups_wait(r->lookups, p->entry, wait_ms, &lookup, &error))
+            return 0;
+        if (lookup == NULL && r->job->on_lookup_error == EXW_ON_LOOKUP_FAIL) {
+            if (exw_mono_ms() >= r->deadline)
+                return run_check(r, 0), 0;
+            run_set_outcome(r, OUT_FAILED, "lookup_failed",
+                            "rows[%zu]: lookup of key \"%.80s\": %s", index,
+                            exw_lookups_key(p->entry), error);
+            return 0;
+        }
+    }
+    if (exw_job_row_cells(r->job, p->row, index, lookup, r->cells, &eb) != EXW_OK) {
+        run_set_outcome(r, OUT_FAILED, "invalid_job", "%s", eb.msg);
+        return 0;
+    }
+    rc = exw_xlsx_write_row(r->xlsx, r->cells, &eb);
+    exw_cells_cleanup(r->cells, r->job->ncolumns);
+    if (rc != EXW_OK) {
+        run_set_outcome(r, OUT_FAILED, "internal", "writing the workbook failed: %s", eb.msg);
+        return 0;
+    }
+    r->rows_written++;
+    pop_window(r);
+    return 1;
+}
+
+/* Creates and locks the workbook's file, which libxlsxwriter then writes
+ * through the same path (the same inode). */
+static int open_file(struct run *r)
+{
+    const struct exw_config *cfg = r->w->cfg;
+    char why[96];
+
+    snprintf(r->path, sizeof(r->path), "%s/" FILE_PREFIX "%s-%s" FILE_SUFFIX, cfg->tmpdir,
+             cfg->worker_id, r->job->id);
+    r->fd = open(r->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (r->fd < 0 || flock(r->fd, LOCK_EX | LOCK_NB) != 0) {
+        run_set_outcome(r, OUT_FAILED, "internal", "cannot create the workbook %s: %s", r->path,
+                        exw_errno_text(errno, why, sizeof(why)));
+        return 0;
+    }
+    return 1;
+}
+
+static void write_rows(struct run *r)
+{
+    const struct exw_config *cfg = r->w->cfg;
+    struct exw_errbuf eb;
+    long long written_at_check = -1;
+
+    r->wcap = (size_t)cfg->batch_rows;
+    r->window = exw_xcalloc(r->wcap, sizeof(*r->window));
+    r->fetched = exw_xcalloc(FETCH_ROWS, sizeof(*r->fetched));
+    r->cells = exw_xcalloc(r->job->ncolumns, sizeof(*r->cells));
+    if (!open_file(r))
+        return;
+    if (exw_xlsx_open(r->path, cfg->tmpdir, r->job->sheet, r->job->columns, r->job->ncolumns,
+                      (uint32_t)cfg->max_sheet_rows, &r->xlsx, &eb) != EXW_OK) {
+        run_set_outcome(r, OUT_FAILED, "internal", "cannot create the workbook in %s: %s",
+                        cfg->tmpdir, eb.msg);
+        return;
+    }
+    while (r->outcome == OUT_NONE && r->rows_written < r->rows_total) {
+        fill_window(r);
+        if (r->outcome != OUT_NONE || r->wcount == 0)
+            break;
+        /* Write every row that is ready; wait a little on one that is not. */
+        while (r->wcount > 0 && r->outcome == OUT_NONE && write_head(r, 0))
+            ;
+        if (r->outcome == OUT_NONE && r->wcount > 0 && !write_head(r, WAIT_STEP_MS))
+            run_check(r, 0);
+        else if (r->rows_written - written_at_check >= 1024) {
+            written_at_check = r->rows_written;
+            run_check(r, 0);
+        }
+    }
+    if (r->outcome == OUT_NONE && r->rows_written < r->rows_total)
+        run_set_outcome(r, OUT_FAILED, "internal", "only %lld of %lld rows were written",
+                        r->rows_written, r->rows_total);
+}
+
+static void *pack_main(void *arg)
+{
+    struct packer *p = arg;
+    exw_err rc;
+
+    exw_log_set_thread("pack");
+    rc = exw_xlsx_close(p->xlsx, &p->eb);
+    exw_mutex_lock(&p->mu);
+    p->rc = rc;
+    p->xlsx = NULL;
+    p->done = 1;
+    pthread_cond_signal(&p->finished);
+    exw_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* Waits up to @ms for the packer; returns whether it is done. */
+static int pack_wait(struct packer *p, int64_t ms)
+{
+    struct timespec until = exw_mono_deadline(ms);
+    int done;
+
+    exw_mutex_lock(&p->mu);
+    while (!p->done && pthread_cond_timedwait(&p->finished, &p->mu.m, &until) == 0)
+        ;
+    done = p->done;
+    exw_mutex_unlock(&p->mu);
+    return done;
+}
+
+/* Packs the workbook on the packer thread, checking for a cancel or a stop
+ * meanwhile. On an outcome decided first, the packer is left to finish and
+ * joined in run_workbook_cleanup, after the job's end is recorded. */
+static void pack(struct run *r)
+{
+    struct packer *p = &r->packer;
+
+    p->xlsx = r->xlsx;
+    r->xlsx = NULL;
+    pthread_mutex_init(&p->mu.m, NULL);
+    if (exw_cond_init_mono(&p->finished) != 0) {
+        pthread_mutex_destroy(&p->mu.m);
+        run_set_outcome(r, OUT_FAILED, "internal", "cannot make the packer's condition variable");
+        return;
+    }
+    p->ready = 1;
+    if (pthread_create(&p->tid, NULL, pack_main, p) != 0) {
+        pack_main(p); /* no thread to be had: pack here */
+    } else {
+        p->running = 1;
+        while (!pack_wait(p, PACK_CHECK_MS) && !run_check(r, 0))
+            ;
+        if (!pack_wait(p, 0))
+            return;
+        pthread_join(p->tid, NULL);
+        p->running = 0;
+    }
+    if (p->rc != EXW_OK)
+        run_set_outcome(r, OUT_FAILED, "internal", "finishing the workbook failed: %s", p->eb.msg);
+    else if (unlink(r->path) == 0)
+        r->path[0] = '\0';
+}
+
+/* Streams the packed file into Redis in chunks while hashing it. Returns 1
+ * when stored; 0 when Redis failed on the way (*@why says how) or the outcome
+ * was decided meanwhile. */
+static int upload_once(struct run *r, char *why, size_t whysz)
+{
+    struct exw_sha256 *sha = NULL;
+    struct exw_errbuf eb;
+    char *chunk = exw_xmalloc(UPLOAD_CHUNK);
+    int first = 1, stored = 0;
+    ssize_t n;
+
+    why[0] = '\0';
+    r->result_bytes = 0;
+    if (lseek(r->fd, 0, SEEK_SET) != 0 || exw_sha256_new(&sha) != EXW_OK) {
+        run_set_outcome(r, OUT_FAILED, "internal", "cannot read back the workbook");
+        goto out;
+    }
+    while ((n = read(r->fd, chunk, UPLOAD_CHUNK)) > 0) {
+        struct exw_redis *rd = exw_conn_get(&r->w->main);
+        /* The upload lives no longer than the job may run, plus a margin. */
+        int64_t ttl = r->deadline - exw_mono_ms() + 60000;
+
+        r->result_bytes += (long long)n;
+        if (exw_sha256_update(sha, chunk, (size_t)n) != EXW_OK) {
+            run_set_outcome(r, OUT_FAILED, "internal", "hashing the workbook failed");
+            goto out;
+        }
+        if (rd == NULL || exw_result_chunk(rd, r->job->id, first, chunk, (size_t)n,
+                                           (long)(ttl > 60000 ? ttl : 60000), &eb) != EXW_OK) {
+            snprintf(why, whysz, "%s", rd ? eb.msg : "Redis unreachable");
+            goto out;
+        }
+        first = 0;
+        /* A cancel, the time limit or the shutdown grace still apply here. */
+        if (run_check(r, 0))
+            goto out;
+    }
+    if (n < 0) {
+        run_set_outcome(r, OUT_FAILED, "internal", "reading back the workbook failed");
+        goto out;
+    }
+    if (exw_sha256_final(sha, r->sha256) != EXW_OK) {
+        run_set_outcome(r, OUT_FAILED, "internal", "hashing the workbook failed");
+        goto out;
+    }
+    stored = 1;
+out:
+    exw_sha256_free(sha);
+    free(chunk);
+    return stored;
+}
+
+/* Stores the result, starting over while Redis is away, until the job's
+ * deadline. */
+static void upload(struct run *r)
+{
+    const struct exw_config *cfg = r->w->cfg;
+    int64_t backoff = 100;
+    struct stat st;
+    char why[256];
+
+    if (fstat(r->fd, &st) == 0 && st.st_size > cfg->max_result_bytes) {
+        run_set_outcome(r, OUT_FAILED, "too_large",
+                        "the workbook has %lld bytes, over EXPORT_MAX_RESULT_BYTES (%ld); split "
+                        "the export",
+                        (long long)st.st_size, cfg->max_result_bytes);
+        return;
+    }
+    int failures = 0;
+
+    while (!upload_once(r, why, sizeof(why)) && r->outcome == OUT_NONE) {
+        /* Once per outage, not once per try. */
+        EXW_LOG(failures++ == 0 ? EXW_LOG_WARN : EXW_LOG_DEBUG,
+                "storing the result failed, retrying: %s", why);
+        exw_sleep_ms(backoff);
+        backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+        if (run_check(r, 0))
+            return;
+    }
+}
+
+void run_workbook(struct run *r)
+{
+    write_rows(r);
+    if (r->outcome == OUT_NONE)
+        pack(r);
+    if (r->outcome == OUT_NONE)
+        upload(r);
+}
+
+void run_workbook_cleanup(struct run *r)
+{
+    size_t i;
+
+    /* An abandoned workbook is dropped unpacked. */
+    exw_xlsx_discard(r->xlsx);
+    r->xlsx = NULL;
+    if (r->packer.running) {
+        pthread_join(r->packer.tid, NULL);
+        r->packer.running = 0;
+    }
+    if (r->packer.ready) {
+        pthread_cond_destroy(&r->packer.finished);
+        pthread_mutex_destroy(&r->packer.mu.m);
+        r->packer.ready = 0;
+    }
+    if (r->path[0] != '\0' && unlink(r->path) != 0 && errno != ENOENT)
+        EXW_LOG(EXW_LOG_WARN, "cannot remove %s", r->path);
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    while (r->wcount > 0)
+        pop_window(r);
+    for (i = r->fetch_pos; i < r->nfetched; i++)
+        exw_row_free(r->fetched[i]);
+    free(r->fetched);
+    free(r->window);
+    free(r->cells);
+}
+
+int run_sweep_tmpdir(const char *tmpdir)
+{
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+    int removed = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        int fd;
+
+        if (strncmp(e->d_name, FILE_PREFIX, strlen(FILE_PREFIX)) != 0 || n < strlen(FILE_SUFFIX) ||
+            strcmp(e->d_name + n - strlen(FILE_SUFFIX), FILE_SUFFIX) != 0)
+            continue;
+        fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;
+        /* A live worker holds its file's lock for as long as it uses it. */
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            removed++;
+        close(fd);
+    }
+    closedir(d);
+    return removed;
+}
