@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# bench.sh: how close export-worker comes to the physical limit (not a test).
+# bench.sh: how close export-worker comes to the physical limits and to plain
+# reference programs (bench/); prints one table. Not a test: nothing is asserted.
 #
-# Builds build/, starts a throw-away redis-server and two mock lookup
-# services (500 ms and 50 ms) on free loopback ports, then scripts/bench.py
-# runs each scenario against a fresh worker and prints a table:
-#   a) 100 contracts at 500 ms, pool 128    b) the same, pool 32
-#   c) 2,000 contracts at 50 ms, pool 64
+# Builds the worker, the mock lookup service and bench/'s reference programs
+# (RelWithDebInfo, in build/ unless --build-dir), starts a throw-away
+# redis-server and mock lookup services answering after 500, 50, 10 and 0 ms
+# on free loopback ports; scripts/bench.py then runs each scenario against a
+# fresh worker. The full suite takes about 15 minutes on 2 cores, --quick
+# about 2.
 #
-#   scripts/bench.sh [--runs N] [--scenarios a,b,c]
+#   scripts/bench.sh [--build-dir DIR] [--runs N] [--quick] [--only GROUPS]
+#                    [--markdown FILE]
+#   GROUPS: comma-separated of seed,grid,lookups,books,bigjob,mixed,small
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,40 +19,55 @@ cd "$root"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-for a in "$@"; do
-    if [[ $a == -h || $a == --help ]]; then
-        sed -n '2,10s/^# \{0,1\}//p' "$0"
+build=build
+args=()
+while [[ $# -gt 0 ]]; do
+    case $1 in
+    -h | --help)
+        sed -n '2,14s/^# \{0,1\}//p' "$0"
         exit 0
-    fi
+        ;;
+    --build-dir)
+        [[ $# -ge 2 ]] || { echo "bench.sh: --build-dir needs a value" >&2; exit 64; }
+        build=$2
+        shift
+        ;;
+    --build-dir=*) build=${1#--build-dir=} ;;
+    *) args+=("$1") ;;
+    esac
+    shift
 done
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/exw-bench.XXXXXX")
-# shellcheck disable=SC2317 # called by the trap
-cleanup() {
-    exw_stop_all
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'echo; echo "bench.sh: interrupted" >&2; exit 130' INT
-trap 'exit 143' TERM
+dir=
+exw_session bench
 
 scripts/install-deps.sh
-echo "==> building in build/"
-if ! exw_build build >"$dir/build.log" 2>&1; then
+if grep -qE '^EXW_SANITIZE:STRING=.+' "$build/CMakeCache.txt" 2>/dev/null; then
+    echo "bench.sh: $build/ is a sanitizer build; give --build-dir of a plain one" >&2
+    exit 64
+fi
+echo "==> building in $build/"
+targets=(export-worker export-mock-lookup bench-curl-multi bench-xlsx-loop bench-redis-cycles)
+if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+    cmake --build "$build" -j"$(nproc)" --target "${targets[@]}"; } >"$dir/build.log" 2>&1; then
     cat "$dir/build.log" >&2
     echo "bench.sh: the build failed (log above)" >&2
     exit 1
 fi
-worker=$(exw_find_bin build export-worker)
-mockbin=$(exw_find_bin build export-mock-lookup)
+bins=()
+for t in "${targets[@]}"; do
+    bins+=("$(exw_find_bin "$build" "$t")")
+done
 
 exw_start_redis "$dir"
-mkdir -p "$dir/m500" "$dir/m50"
-exw_start_mock "$mockbin" "$dir/m500" --latency-ms 500
-mock500=$EXW_MOCK_URL
-exw_start_mock "$mockbin" "$dir/m50" --latency-ms 50
-mock50=$EXW_MOCK_URL
+mocks=()
+for ms in 500 50 10 0; do
+    mkdir -p "$dir/mock$ms"
+    exw_start_mock "${bins[1]}" "$dir/mock$ms" --latency-ms "$ms"
+    mocks+=(--mock "$ms=$EXW_MOCK_URL")
+done
 
-"$EXW_PYTHON" scripts/bench.py --worker "$worker" \
-    --redis-url "redis://127.0.0.1:$EXW_REDIS_PORT/0" \
-    --mock500 "$mock500" --mock50 "$mock50" --workdir "$dir" "$@"
+"$EXW_PYTHON" scripts/bench.py --worker "${bins[0]}" --curl-multi "${bins[2]}" \
+    --xlsx-loop "${bins[3]}" --redis-cycles "${bins[4]}" \
+    --redis-url "redis://127.0.0.1:$EXW_REDIS_PORT/0" "${mocks[@]}" \
+    --workdir "$dir" "${args[@]}"
