@@ -1,11 +1,16 @@
 /* lookup.c: one job's lookups, spread over the fixed pool of HTTP threads.
  *
  * Each distinct key of a job is looked up once: the first row that names it
- * makes an entry (in a hash table keyed by the key) and submits it to the
- * pool; later rows wait on the same entry. Entries live until the job ends, so
- * what a job holds grows with its distinct keys (a key and its lookup cells),
- * not with its rows. Retries, backoff and the job's deadline are handled here,
- * on the pool thread that owns the request. */
+ * makes an entry and submits it to the pool; later rows wait on the same
+ * entry. The job's store (lookup_store.c) indexes every key seen by
+ * fingerprint. An entry is held by each window row that names it (its
+ * reference count) and, while pending, by the pool. Once finished and held by
+ * no row it joins a cache of up to EXPORT_BATCH_ROWS entries; the oldest
+ * beyond that is packed into the store's spill file and freed, and a later
+ * row naming its key reads it back, finished, with no second request. So a
+ * job holds in memory its window, the cache and about 30 bytes per distinct
+ * key, whatever its length. Retries, backoff and the job's deadline are
+ * handled here, on the pool thread that owns the request. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +20,7 @@
 #include "exw/clock.h"
 #include "exw/http.h"
 #include "exw/log.h"
+#include "lookup_store.h"
 #include "worker.h"
 
 #define BACKOFF_BASE_MS 100
@@ -22,14 +28,21 @@
 
 enum entry_state { ENTRY_PENDING, ENTRY_OK, ENTRY_FAILED };
 
+/* The pool thread that runs a pending entry writes its cells and error, then
+ * sets its state under owner->mu and never touches it again; the job thread
+ * reads them only once it has seen the state finished under the lock, and
+ * alone frees the entry. The fields after state are the job thread's. */
 struct lookup_entry {
     struct exw_task task; /* first: the pool hands this back */
     struct lookups *owner;
     char *key;
-    struct exw_cell *cells; /* ENTRY_OK: nlookup_columns cells, owned */
-    char *error;            /* ENTRY_FAILED: why */
-    int state;              /* guarded by owner->mu */
-    struct lookup_entry *next_in_bucket;
+    struct exw_cell *cells;             /* ENTRY_OK: nlookup_columns cells, owned */
+    char *error;                        /* ENTRY_FAILED: why */
+    int state;                          /* guarded by owner->mu */
+    uint32_t id;                        /* the key's id in the store */
+    long refs;                          /* window rows that hold it */
+    int cached;                         /* in the cache: finished, and no row holds it */
+    struct lookup_entry *older, *newer; /* the cache's order, while cached */
 };
 
 struct lookups {
@@ -43,9 +56,15 @@ struct lookups {
     atomic_llong requests;
     atomic_llong reached; /* keys with at least one request sent */
     struct exw_mutex mu;
-    pthread_cond_t changed;        /* an entry finished */
-    struct lookup_entry **buckets; /* owned by the job thread */
-    size_t nbuckets;
+    pthread_cond_t changed; /* an entry finished */
+    /* The job thread's: */
+    struct lookup_store *store;
+    struct lookup_entry *oldest, *newest; /* the cache, oldest first */
+    long long ncached, cache_max;
+    long long live;        /* entries in memory */
+    long long read_back;   /* entries read back from the spill file */
+    struct exw_buf pack;   /* an entry's bytes on their way to the spill file */
+    char store_error[256]; /* why the spill file failed; "" while it works */
     long long total;       /* entries made (job thread only) */
     long long done;        /* guarded by mu */
     long long failed;      /* guarded by mu */
@@ -284,16 +303,29 @@ struct lookups *exw_lookups_new(struct exw_pool *pool, const struct exw_job *job
     pthread_mutex_init(&l->mu.m, NULL);
     if (exw_cond_init_mono(&l->changed) != 0)
         EXW_ASSERT(!"a condition variable could not be made");
-    l->nbuckets = 1024;
-    l->buckets = exw_xcalloc(l->nbuckets, sizeof(*l->buckets));
+    l->store = exw_lookup_store_new(cfg->tmpdir);
+    l->cache_max = cfg->batch_rows > 0 ? cfg->batch_rows : 1;
+    exw_buf_init(&l->pack, SIZE_MAX);
     return l;
 }
 
 void exw_lookups_abort(struct lookups *l) { atomic_store(&l->abort, 1); }
 
+static void free_entry(struct lookups *l, struct lookup_entry *e)
+{
+    if (e->cells != NULL) {
+        exw_cells_cleanup(e->cells, l->job->nlookup_columns);
+        free(e->cells);
+    }
+    free(e->error);
+    free(e->key);
+    free(e);
+    l->live--;
+}
+
 void exw_lookups_free(struct lookups *l)
 {
-    size_t i;
+    uint32_t id, n;
 
     if (l == NULL)
         return;
@@ -302,89 +334,169 @@ void exw_lookups_free(struct lookups *l)
     while (l->inflight > 0)
         pthread_cond_wait(&l->changed, &l->mu.m);
     exw_mutex_unlock(&l->mu);
-    for (i = 0; i < l->nbuckets; i++) {
-        struct lookup_entry *e = l->buckets[i];
+    /* Every live entry, held by a row or not, is named by its key's record. */
+    n = exw_lookup_store_count(l->store);
+    for (id = 1; id <= n; id++) {
+        struct lookup_entry *e = exw_lookup_store_live(l->store, id);
 
-        while (e != NULL) {
-            struct lookup_entry *next = e->next_in_bucket;
-
-            if (e->cells != NULL) {
-                exw_cells_cleanup(e->cells, l->job->nlookup_columns);
-                free(e->cells);
-            }
-            free(e->error);
-            free(e->key);
-            free(e);
-            e = next;
-        }
+        if (e != NULL)
+            free_entry(l, e);
     }
-    free(l->buckets);
+    exw_lookup_store_free(l->store);
+    exw_buf_cleanup(&l->pack);
     pthread_cond_destroy(&l->changed);
     pthread_mutex_destroy(&l->mu.m);
     free(l);
 }
 
-static uint64_t hash_key(const char *s)
+static void cache_remove(struct lookups *l, struct lookup_entry *e)
 {
-    uint64_t h = 14695981039346656037ull;
-
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
+    if (e->older != NULL)
+        e->older->newer = e->newer;
+    else
+        l->oldest = e->newer;
+    if (e->newer != NULL)
+        e->newer->older = e->older;
+    else
+        l->newest = e->older;
+    e->older = e->newer = NULL;
+    e->cached = 0;
+    l->ncached--;
 }
 
-/* Doubles the table when it holds twice as many entries as buckets. */
-static void maybe_grow(struct lookups *l)
+static void cache_add(struct lookups *l, struct lookup_entry *e)
 {
-    struct lookup_entry **old = l->buckets;
-    size_t oldn = l->nbuckets;
-    size_t i;
+    e->older = l->newest;
+    e->newer = NULL;
+    if (l->newest != NULL)
+        l->newest->newer = e;
+    else
+        l->oldest = e;
+    l->newest = e;
+    e->cached = 1;
+    l->ncached++;
+}
 
-    if ((size_t)l->total < l->nbuckets * 2)
-        return;
-    l->nbuckets *= 2;
-    l->buckets = exw_xcalloc(l->nbuckets, sizeof(*l->buckets));
-    for (i = 0; i < oldn; i++) {
-        struct lookup_entry *e = old[i];
+/* Moves the oldest cached entry to the spill file. Returns 0 when the file
+ * failed (the entry then stays, and the job is to fail: exw_lookups_error). */
+static int spill_oldest(struct lookups *l)
+{
+    struct lookup_entry *e = l->oldest;
+    struct exw_errbuf eb;
 
-        while (e != NULL) {
-            struct lookup_entry *next = e->next_in_bucket;
-            size_t b = hash_key(e->key) & (l->nbuckets - 1);
-
-            e->next_in_bucket = l->buckets[b];
-            l->buckets[b] = e;
-            e = next;
+    exw_buf_reset(&l->pack);
+    exw_lookup_pack(&l->pack, e->cells, l->job->nlookup_columns, e->error);
+    if (exw_lookup_store_spill(l->store, e->id, l->pack.data, l->pack.len, &eb) != EXW_OK) {
+        if (l->store_error[0] == '\0') {
+            snprintf(l->store_error, sizeof(l->store_error), "%s", eb.msg);
+            EXW_LOG(EXW_LOG_ERROR, "%s", eb.msg);
         }
+        return 0;
     }
-    free(old);
+    cache_remove(l, e);
+    free_entry(l, e);
+    return 1;
+}
+
+void exw_lookups_release(struct lookups *l, struct lookup_entry *e)
+{
+    int pending;
+
+    EXW_ASSERT(e->refs > 0);
+    if (--e->refs > 0)
+        return;
+    exw_mutex_lock(&l->mu);
+    pending = e->state == ENTRY_PENDING;
+    exw_mutex_unlock(&l->mu);
+    /* A pending entry no row holds (only as a job ends) stays until the end. */
+    if (pending)
+        return;
+    cache_add(l, e);
+    /* A job that has ended frees everything soon: no point in writing. */
+    while (l->ncached > l->cache_max && !atomic_load(&l->abort) && l->store_error[0] == '\0')
+        if (!spill_oldest(l))
+            break;
+}
+
+/* A finished entry for key @id from the spill file: no request is made, and
+ * the counts do not change. On a read failure the entry fails and so does the
+ * job (exw_lookups_error). */
+static struct lookup_entry *read_back(struct lookups *l, uint32_t id, const char *key)
+{
+    struct lookup_entry *e = exw_xcalloc(1, sizeof(*e));
+    struct exw_errbuf eb;
+    const char *data;
+    size_t len;
+
+    e->owner = l;
+    e->key = exw_xstrdup(key);
+    e->id = id;
+    if (exw_lookup_store_read(l->store, id, &data, &len, &eb) != EXW_OK ||
+        exw_lookup_unpack(data, len, l->job->nlookup_columns, &e->cells, &e->error, &eb) !=
+            EXW_OK) {
+        if (l->store_error[0] == '\0') {
+            snprintf(l->store_error, sizeof(l->store_error), "%s", eb.msg);
+            EXW_LOG(EXW_LOG_ERROR, "%s", eb.msg);
+        }
+        e->cells = NULL;
+        e->error = exw_xstrdup(eb.msg);
+    }
+    /* Not yet seen by another thread: no lock needed, but the rule is kept. */
+    exw_mutex_lock(&l->mu);
+    e->state = e->cells != NULL ? ENTRY_OK : ENTRY_FAILED;
+    exw_mutex_unlock(&l->mu);
+    exw_lookup_store_set_live(l->store, id, e);
+    l->live++;
+    l->read_back++;
+    return e;
 }
 
 struct lookup_entry *exw_lookups_request(struct lookups *l, const char *key)
 {
-    size_t b = hash_key(key) & (l->nbuckets - 1);
+    struct lookup_fp fp;
     struct lookup_entry *e;
+    uint32_t id;
 
-    for (e = l->buckets[b]; e != NULL; e = e->next_in_bucket)
-        if (strcmp(e->key, key) == 0)
-            return e;
+    exw_lookup_store_fp(l->store, key, &fp);
+    id = exw_lookup_store_find(l->store, &fp);
+    if (id != 0) {
+        e = exw_lookup_store_live(l->store, id);
+        if (e == NULL)
+            e = read_back(l, id, key);
+        else if (e->cached)
+            cache_remove(l, e);
+        e->refs++;
+        return e;
+    }
     e = exw_xcalloc(1, sizeof(*e));
     e->owner = l;
     e->key = exw_xstrdup(key);
     e->state = ENTRY_PENDING;
     e->task.run = run_lookup;
     e->task.done = lookup_done;
-    e->next_in_bucket = l->buckets[b];
-    l->buckets[b] = e;
+    e->refs = 1;
+    e->id = exw_lookup_store_add(l->store, &fp, e);
+    l->live++;
     l->total++;
     exw_mutex_lock(&l->mu);
     l->inflight++;
     exw_mutex_unlock(&l->mu);
     if (exw_pool_submit(l->pool, &e->task) != EXW_OK)
         lookup_done(&e->task, EXW_ESHUTDOWN);
-    maybe_grow(l);
     return e;
+}
+
+const char *exw_lookups_error(struct lookups *l)
+{
+    return l->store_error[0] != '\0' ? l->store_error : NULL;
+}
+
+void exw_lookups_mem(struct lookups *l, struct lookups_mem *out)
+{
+    out->live = l->live;
+    out->cached = l->ncached;
+    out->read_back = l->read_back;
+    exw_lookup_store_stats(l->store, &out->store);
 }
 
 int exw_lookups_wait(struct lookups *l, struct lookup_entry *e, int64_t wait_ms,

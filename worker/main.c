@@ -118,6 +118,7 @@ static int adopt_one(struct worker *w, enum run_result *res)
         *res = exw_run_oversized(w, taken_at);
         return 1;
     default:
+        EXW_LOG(EXW_LOG_WARN, "reading this worker's own processing list failed: %s", eb.msg);
         return -1;
     }
     if (doc == NULL)

@@ -173,6 +173,8 @@ int run_check(struct run *r, int force_progress)
                         r->w->cfg->job_timeout_s, r->rows_written, r->rows_total);
     if (exw_worker_lease_lapsed(r->w, r->taken_at))
         run_set_outcome(r, OUT_LOST, NULL, "heartbeat lapsed since the job was taken");
+    if (r->lookups != NULL && exw_lookups_error(r->lookups) != NULL)
+        run_set_outcome(r, OUT_FAILED, "internal", "%s", exw_lookups_error(r->lookups));
     if (r->outcome == OUT_NONE && r->job->on_lookup_error == EXW_ON_LOOKUP_FAIL &&
         r->lookups != NULL) {
         struct lookup_counts lc;
@@ -619,14 +621,17 @@ enum run_result exw_run_job(struct worker *w, const char *doc, size_t len, int64
         r.last_progress = 0;
         r.lookups = exw_lookups_new(w->pool, r.job, r.svc, cfg, r.deadline);
         run_workbook(&r);
+        /* A spill that failed after the last row still fails the job. */
+        if (exw_lookups_error(r.lookups) != NULL)
+            run_set_outcome(&r, OUT_FAILED, "internal", "%s", exw_lookups_error(r.lookups));
         if (r.outcome == OUT_NONE)
             r.outcome = OUT_SUCCEEDED;
     }
     if (r.outcome != OUT_NONE)
         res = conclude(&r);
 out:
+    run_workbook_cleanup(&r); /* before the lookups: window rows release their entries */
     exw_lookups_free(r.lookups);
-    run_workbook_cleanup(&r);
     exw_job_free(r.job);
     free(r.id);
     exw_worker_set_job(w, NULL);

@@ -160,6 +160,8 @@ static void pop_window(struct run *r)
 {
     struct pending *p = &r->window[r->whead];
 
+    if (p->entry != NULL) /* the lookups outlive the window (exw_run_job) */
+        exw_lookups_release(r->lookups, p->entry);
     exw_row_free(p->owned);
     memset(p, 0, sizeof(*p));
     r->whead = (r->whead + 1) % r->wcap;

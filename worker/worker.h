@@ -76,9 +76,22 @@ void exw_lookups_free(struct lookups *l);
 void exw_lookups_abort(struct lookups *l);
 
 /* The result of key @key once known: starts its lookup the first time the key
- * is seen. Returns an opaque handle for exw_lookups_wait; never NULL.
- * Thread: main. */
+ * is seen, and reads it back from the job's spill file when it was written
+ * there (no second request). Returns an opaque handle for exw_lookups_wait;
+ * never NULL. Each call holds the entry for one row: give it back with
+ * exw_lookups_release once the row is written (exw_lookups_free frees entries
+ * still held). Thread: main. */
 struct lookup_entry *exw_lookups_request(struct lookups *l, const char *key);
+
+/* Gives back one row's hold on @e, from exw_lookups_request: @e may then be
+ * moved to the spill file and freed, so the row must not use it, nor the
+ * cells or error it gave, any more. Thread: main. */
+void exw_lookups_release(struct lookups *l, struct lookup_entry *e);
+
+/* Why the job's lookup spill file failed (it could not be made, written or
+ * read back: a full disk), or NULL while it works. Once set the job must
+ * fail with error_code internal: a result may be missing. Thread: main. */
+const char *exw_lookups_error(struct lookups *l);
 
 /* Waits up to @wait_ms for @e. Returns 1 when done; then *@cells is its lookup
  * cells (NULL when it failed; *@error then says why). Thread: main. */

@@ -8,6 +8,7 @@ a cancel; the upload checks between chunks. The job has 300,000 rows and no
 lookups, so that packing takes a noticeable time; the upload is slowed
 through resp_proxy.RespProxy (each chunk write held 0.4 s)."""
 
+import json
 import os
 import sys
 import time
@@ -93,7 +94,15 @@ class CancelLate(RobustTest):
         rule = proxy.delay(writes_key(lambda k: k.startswith(up)), 0.4)
         w = self.start_worker(EXPORT_REDIS_URL=proxy.url())
         self.wait_registered(w, timeout=10)
-        self.enqueue(big_job("uploading"))
+        # The rows from a rows_key list: the proxy relays windows of rows
+        # rather than one large document.
+        job = big_job("uploading")
+        rows_key = self.key("rows", "uploading")
+        rows = job.pop("rows")
+        for i in range(0, len(rows), 10000):
+            self.r.rpush(rows_key, *[json.dumps(x) for x in rows[i:i + 10000]])
+        job["rows_key"] = rows_key
+        self.enqueue(job)
         took = self.cancel_when("uploading", lambda st: bool(self.upload_keys()), "uploading")
         self.assertGreater(len(rule.hits), 0)
         self.assertLess(took, SEEN_WITHIN_S)
