@@ -23,6 +23,8 @@
 
 #include <curl/curl.h>
 
+#include "measure.h"
+
 #define PROG "bench-curl-multi"
 #define TIMEOUT_MS 5000L
 #define MAX_PARALLEL 4096
@@ -33,30 +35,6 @@ struct options {
     long parallel;
     const char *prefix;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* This process's peak resident set size in KiB, 0 when /proc cannot say. */
-static long peak_rss_kib(void)
-{
-    char line[256];
-    long kib = 0;
-    FILE *f = fopen("/proc/self/status", "r");
-
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kib = strtol(line + 6, NULL, 10);
-    }
-    if (f != NULL)
-        fclose(f);
-    return kib;
-}
 
 static size_t discard(char *data, size_t size, size_t n, void *ud)
 {

@@ -22,15 +22,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include "measure.h"
+
 #define PROG "bench-redis-cycles"
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static long parse_long(const char *s, long min, long max)
 {

@@ -33,6 +33,8 @@
 
 #include <xlsxwriter.h>
 
+#include "measure.h"
+
 #define PROG "bench-xlsx-loop"
 #define NCOLS 10
 /* Days from 1970-01-01 to 2020-01-01. */
@@ -42,14 +44,6 @@ static const char *const cities[8] = {"Lisbon", "Oslo",  "Tallinn", "Porto",
                                       "Graz",   "Turku", "Ghent",   "Brno"};
 static const char *const headers[NCOLS] = {"ID",       "Customer", "City",   "Amount", "Discount",
                                            "Quantity", "Sequence", "Signed", "Due",    "Active"};
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Howard Hinnant's civil_from_days: the date of @z days since 1970-01-01. */
 static lxw_datetime date_of(long z)
@@ -69,22 +63,6 @@ static lxw_datetime date_of(long z)
     dt.month = (int)m;
     dt.day = (int)(doy - (153 * mp + 2) / 5 + 1);
     return dt;
-}
-
-/* This process's peak resident set size in KiB, 0 when /proc cannot say. */
-static long peak_rss_kib(void)
-{
-    char line[256];
-    long kib = 0;
-    FILE *f = fopen("/proc/self/status", "r");
-
-    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kib = strtol(line + 6, NULL, 10);
-    }
-    if (f != NULL)
-        fclose(f);
-    return kib;
 }
 
 static lxw_error write_row(lxw_worksheet *ws, lxw_row_t row, long i, lxw_format *money,
