@@ -13,12 +13,6 @@
 #include "exw/keys.h"
 #include "exw/utf8.h"
 
-/* Takes the text of a string reply (NULL for any other). */
-static void take_string(struct exw_reply *r, char **doc, size_t *len)
-{
-    *doc = exw_reply_steal_string(r, len);
-}
-
 exw_err exw_queue_take(struct exw_redis *rd, double timeout_s, char **doc, size_t *len,
                        struct exw_errbuf *eb)
 {
@@ -40,7 +34,7 @@ exw_err exw_queue_take(struct exw_redis *rd, double timeout_s, char **doc, size_
     exw_redis_set_timeout(rd, (long)(timeout_s * 1000) + exw_redis_timeout(rd));
     rc = exw_redis_run(rd, &c, "BLMOVE", &r, eb);
     exw_redis_set_timeout(rd, exw_redis_timeout(rd));
-    take_string(r, doc, len);
+    *doc = exw_reply_steal_string(r, len);
     exw_reply_free(r);
     free(queue);
     free(processing);
@@ -59,7 +53,7 @@ exw_err exw_queue_oldest_own(struct exw_redis *rd, char **doc, size_t *len, stru
     exw_cmd_add(&c, processing);
     exw_cmd_add(&c, "-1");
     rc = exw_redis_run(rd, &c, "LINDEX", &r, eb);
-    take_string(r, doc, len);
+    *doc = exw_reply_steal_string(r, len);
     exw_reply_free(r);
     free(processing);
     return rc;

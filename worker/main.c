@@ -96,6 +96,16 @@ static int wait_for_lease(struct worker *w)
     return 0;
 }
 
+/* Runs the document @doc (which it frees) taken at @taken_at. One too large
+ * for this process is ended without it, once its memory is back. */
+static enum run_result run_taken(struct worker *w, char *doc, size_t len, int64_t taken_at)
+{
+    enum run_result res = exw_run_job(w, doc, len, taken_at);
+
+    free(doc);
+    return res == RUN_OVERSIZED ? exw_run_oversized(w, taken_at) : res;
+}
+
 /* Runs the oldest job left in this worker's own processing list: one whose
  * take reply was lost, or whose end could not be recorded, or that an earlier
  * process with the same worker id left. Returns 0 when the list is empty, 1
@@ -124,10 +134,7 @@ static int adopt_one(struct worker *w, enum run_result *res)
     if (doc == NULL)
         return 0;
     EXW_LOG(EXW_LOG_WARN, "running a job found in this worker's own processing list");
-    *res = exw_run_job(w, doc, len, taken_at);
-    free(doc);
-    if (*res == RUN_OVERSIZED)
-        *res = exw_run_oversized(w, taken_at);
+    *res = run_taken(w, doc, len, taken_at);
     return 1;
 }
 
@@ -178,10 +185,7 @@ static void serve(struct worker *w)
                 backoff = 0;
                 continue;
             }
-            res = exw_run_job(w, doc, len, taken_at);
-            free(doc);
-            if (res == RUN_OVERSIZED)
-                res = exw_run_oversized(w, taken_at);
+            res = run_taken(w, doc, len, taken_at);
         }
         switch (res) {
         case RUN_ENDED:
