@@ -65,7 +65,8 @@ struct run {
     struct exw_xlsx *xlsx;
     struct packer packer;
     char path[PATH_MAX];
-    int fd; /* the workbook file, locked while this run lives; -1 when none */
+    char scratch[PATH_MAX]; /* path + ".d": libxlsxwriter's temporary files; "" when none */
+    int fd;                 /* the workbook file, locked while this run lives; -1 when none */
     struct exw_cell *cells;
     enum outcome outcome;
     const char *error_code;

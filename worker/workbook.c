@@ -34,6 +34,7 @@
 #define UPLOAD_CHUNK (1u << 20)
 #define FILE_PREFIX "export-"
 #define FILE_SUFFIX ".xlsx"
+#define SCRATCH_SUFFIX FILE_SUFFIX ".d"
 
 static exw_err keep_row(const char *data, size_t len, void *ud)
 {
@@ -205,6 +206,28 @@ static int write_head(struct run *r, int64_t wait_ms)
     return 1;
 }
 
+/* Removes the folder @name in the folder @at and whatever a killed libxlsxwriter
+ * left in it (it unlinks its temporary files as soon as it makes them, so
+ * only a process killed in between leaves one). */
+static void remove_scratch(int at, const char *name)
+{
+    int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *e;
+
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+    unlinkat(at, name, AT_REMOVEDIR);
+}
+
 /* Creates and locks the workbook's file, which libxlsxwriter then writes
  * through the same path (the same inode). */
 static int open_file(struct run *r)
@@ -235,7 +258,21 @@ static void write_rows(struct run *r)
     r->cells = exw_xcalloc(r->job->ncolumns, sizeof(*r->cells));
     if (!open_file(r))
         return;
-    if (exw_xlsx_open(r->path, cfg->tmpdir, r->job->sheet, r->job->columns, r->job->ncolumns,
+    /* libxlsxwriter's temporary files go to a folder of the workbook's own,
+     * so that what a kill leaves of them is swept with the workbook. */
+    if (snprintf(r->scratch, sizeof(r->scratch), "%s.d", r->path) >= (int)sizeof(r->scratch))
+        errno = ENAMETOOLONG;
+    else if (mkdir(r->scratch, 0700) == 0 || errno == EEXIST)
+        errno = 0;
+    if (errno != 0) {
+        char why[96];
+
+        run_set_outcome(r, OUT_FAILED, "internal", "cannot create %s: %s", r->scratch,
+                        exw_errno_text(errno, why, sizeof(why)));
+        r->scratch[0] = '\0';
+        return;
+    }
+    if (exw_xlsx_open(r->path, r->scratch, r->job->sheet, r->job->columns, r->job->ncolumns,
                       (uint32_t)cfg->max_sheet_rows, &r->xlsx, &eb) != EXW_OK) {
         run_set_outcome(r, OUT_FAILED, "internal", "cannot create the workbook in %s: %s",
                         cfg->tmpdir, eb.msg);
@@ -429,6 +466,10 @@ void run_workbook_cleanup(struct run *r)
         pthread_mutex_destroy(&r->packer.mu.m);
         r->packer.ready = 0;
     }
+    if (r->scratch[0] != '\0') {
+        remove_scratch(AT_FDCWD, r->scratch);
+        r->scratch[0] = '\0';
+    }
     if (r->path[0] != '\0' && unlink(r->path) != 0 && errno != ENOENT)
         EXW_LOG(EXW_LOG_WARN, "cannot remove %s", r->path);
     if (r->fd >= 0)
@@ -443,6 +484,22 @@ void run_workbook_cleanup(struct run *r)
     free(r->cells);
 }
 
+/* Whether a live worker holds the lock of the workbook named by the first
+ * @n bytes of @name in the folder @at (the scratch folder's name less its ".d"). */
+static int workbook_in_use(int at, const char *name, size_t n)
+{
+    char file[NAME_MAX + 1];
+    int fd, in_use;
+
+    snprintf(file, sizeof(file), "%.*s", (int)n, name);
+    fd = openat(at, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return 0; /* packed and unlinked, or never made: its owner is done */
+    in_use = flock(fd, LOCK_EX | LOCK_NB) != 0;
+    close(fd);
+    return in_use;
+}
+
 int run_sweep_tmpdir(const char *tmpdir)
 {
     DIR *d = opendir(tmpdir);
@@ -455,7 +512,17 @@ int run_sweep_tmpdir(const char *tmpdir)
         size_t n = strlen(e->d_name);
         int fd;
 
-        if (strncmp(e->d_name, FILE_PREFIX, strlen(FILE_PREFIX)) != 0 || n < strlen(FILE_SUFFIX) ||
+        if (strncmp(e->d_name, FILE_PREFIX, strlen(FILE_PREFIX)) != 0)
+            continue;
+        if (n > strlen(SCRATCH_SUFFIX) &&
+            strcmp(e->d_name + n - strlen(SCRATCH_SUFFIX), SCRATCH_SUFFIX) == 0) {
+            if (!workbook_in_use(dirfd(d), e->d_name, n - 2)) {
+                remove_scratch(dirfd(d), e->d_name);
+                removed++;
+            }
+            continue;
+        }
+        if (n < strlen(FILE_SUFFIX) ||
             strcmp(e->d_name + n - strlen(FILE_SUFFIX), FILE_SUFFIX) != 0)
             continue;
         fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
