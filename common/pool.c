@@ -1,4 +1,4 @@
-/* pool.c: a fixed pool of threads running tasks from one FIFO queue.
+/* pool.c: a fixed pool of threads running tasks, round robin between queues.
  *
  * DESIGN
  * ------
@@ -12,13 +12,21 @@
  * runs. Tasks are intrusive (struct exw_task embedded in the caller's struct),
  * so submitting allocates nothing and cannot fail for lack of memory.
  *
- * One mutex guards the queue and the stopping flag; one condition variable
- * wakes idle threads. A task leaves the queue under the lock and runs without
- * it. Ownership follows curl's thread pool: a task the pool accepted always
- * reaches its done callback exactly once, after running (EXW_OK) or, when the
- * pool stops first, unrun (EXW_ESHUTDOWN). Cancelling a job's tasks is the
- * caller's business (its run function checks the job's abort flag), which
- * keeps the pool free of per-job state.
+ * Fairness. Each running job submits to a queue of its own (struct
+ * exw_pool_queue, embedded in the job's lookups); the pool keeps a ring of
+ * the queues that have tasks and takes one task from each in turn. A job of
+ * five keys that arrives behind one of 10^5 therefore waits for five turns,
+ * not for 10^5 tasks. Within a queue tasks run in the order submitted. A
+ * queue joins the ring when its first task arrives and leaves it when its
+ * last is taken, so an idle job costs nothing.
+ *
+ * One mutex guards the queues, the ring and the stopping flag; one condition
+ * variable wakes idle threads. A task leaves its queue under the lock and runs
+ * without it. Ownership follows curl's thread pool: a task the pool accepted
+ * always reaches its done callback exactly once, after running (EXW_OK) or,
+ * when the pool stops first, unrun (EXW_ESHUTDOWN). Cancelling a job's tasks
+ * is the caller's business (its run function checks the job's abort flag),
+ * which keeps the pool free of per-job state.
  */
 #include "exw/pool.h"
 
@@ -37,8 +45,9 @@ struct exw_pool {
     struct exw_mutex mu;
     pthread_cond_t wake;    /* signalled when a task is queued or the pool stops */
     pthread_cond_t started; /* signalled as each thread reports its init result */
-    struct exw_task *head;  /* guarded by mu */
-    struct exw_task *tail;  /* guarded by mu */
+    struct exw_pool_queue shared; /* for tasks submitted without a queue */
+    struct exw_pool_queue *ring;  /* guarded by mu: queues with tasks, next turn first */
+    struct exw_pool_queue *last;  /* guarded by mu: the ring's last queue */
     int stopping;           /* guarded by mu */
     unsigned nready;        /* guarded by mu: threads whose init finished */
     unsigned nfailed;       /* guarded by mu: threads whose init failed */
@@ -49,16 +58,31 @@ struct exw_pool {
     unsigned nthreads; /* threads created, to join */
 };
 
-/* Thread: pool thread. Caller holds p->mu; returns NULL when the queue is empty. */
+/* Takes the next task: the first of the queue whose turn it is, which then
+ * goes to the back of the ring if it has more. Caller holds p->mu; returns
+ * NULL when no queue has a task. Thread: pool thread, or main when stopping. */
 static struct exw_task *take_locked(struct exw_pool *p) EXW_REQUIRES(p->mu)
 {
-    struct exw_task *t = p->head;
+    struct exw_pool_queue *q = p->ring;
+    struct exw_task *t;
 
-    if (t != NULL) {
-        p->head = t->next;
-        if (p->head == NULL)
-            p->tail = NULL;
-        t->next = NULL;
+    if (q == NULL)
+        return NULL;
+    t = q->head;
+    q->head = t->next;
+    t->next = NULL;
+    p->ring = q->next;
+    q->next = NULL;
+    if (p->ring == NULL)
+        p->last = NULL;
+    if (q->head == NULL) {
+        q->tail = NULL;
+    } else {
+        if (p->last != NULL)
+            p->last->next = q;
+        else
+            p->ring = q;
+        p->last = q;
     }
     return t;
 }
@@ -78,7 +102,7 @@ static void *thread_main(void *arg)
     for (;;) {
         struct exw_task *t;
 
-        while (ok && !p->stopping && p->head == NULL)
+        while (ok && !p->stopping && p->ring == NULL)
             pthread_cond_wait(&p->wake, &p->mu.m);
         if (!ok || p->stopping)
             break;
@@ -104,6 +128,7 @@ exw_err exw_pool_new(unsigned nthreads, exw_pool_init_fn init, exw_pool_fini_fn 
     pthread_mutex_init(&p->mu.m, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->started, NULL);
+    exw_pool_queue_init(&p->shared);
     p->init = init;
     p->fini = fini;
     p->ud = ud;
@@ -135,20 +160,34 @@ exw_err exw_pool_new(unsigned nthreads, exw_pool_init_fn init, exw_pool_fini_fn 
     return rc;
 }
 
-exw_err exw_pool_submit(struct exw_pool *p, struct exw_task *t)
+void exw_pool_queue_init(struct exw_pool_queue *q)
+{
+    q->head = q->tail = NULL;
+    q->next = NULL;
+}
+
+exw_err exw_pool_submit(struct exw_pool *p, struct exw_pool_queue *q, struct exw_task *t)
 {
     exw_err rc = EXW_OK;
 
+    if (q == NULL)
+        q = &p->shared;
     t->next = NULL;
     exw_mutex_lock(&p->mu);
     if (p->stopping) {
         rc = EXW_ESHUTDOWN;
+    } else if (q->tail != NULL) {
+        q->tail->next = t;
+        q->tail = t;
+        pthread_cond_signal(&p->wake);
     } else {
-        if (p->tail != NULL)
-            p->tail->next = t;
+        /* The queue had nothing: it joins the ring, at the back. */
+        q->head = q->tail = t;
+        if (p->last != NULL)
+            p->last->next = q;
         else
-            p->head = t;
-        p->tail = t;
+            p->ring = q;
+        p->last = q;
         pthread_cond_signal(&p->wake);
     }
     exw_mutex_unlock(&p->mu);

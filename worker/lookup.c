@@ -47,6 +47,7 @@ struct lookup_entry {
 
 struct lookups {
     struct exw_pool *pool;
+    struct exw_pool_queue queue; /* this job's turn in the pool */
     const struct exw_job *job;
     const struct exw_service *svc;
     size_t max_response_bytes;
@@ -292,6 +293,7 @@ struct lookups *exw_lookups_new(struct exw_pool *pool, const struct exw_job *job
     struct lookups *l = exw_xcalloc(1, sizeof(*l));
 
     l->pool = pool;
+    exw_pool_queue_init(&l->queue);
     l->job = job;
     l->svc = svc;
     l->max_response_bytes = (size_t)cfg->max_response_bytes;
@@ -481,7 +483,7 @@ struct lookup_entry *exw_lookups_request(struct lookups *l, const char *key)
     exw_mutex_lock(&l->mu);
     l->inflight++;
     exw_mutex_unlock(&l->mu);
-    if (exw_pool_submit(l->pool, &e->task) != EXW_OK)
+    if (exw_pool_submit(l->pool, &l->queue, &e->task) != EXW_OK)
         lookup_done(&e->task, EXW_ESHUTDOWN);
     return e;
 }

@@ -208,7 +208,7 @@ static void test_all_tasks_run_once(void **state)
 
     for (i = 0; i < N; i++) {
         rec_setup(&tasks[i], &tally);
-        assert_int_equal(exw_pool_submit(p, &tasks[i].task), EXW_OK);
+        assert_int_equal(exw_pool_submit(p, NULL, &tasks[i].task), EXW_OK);
     }
     tally_wait(&tally, N);
     for (i = 0; i < N; i++) {
@@ -253,7 +253,7 @@ static void test_without_init(void **state)
     assert_int_equal(exw_pool_new(2, NULL, NULL, NULL, &p, NULL), EXW_OK);
     assert_non_null(p);
     rec_setup(&task, &tally);
-    assert_int_equal(exw_pool_submit(p, &task.task), EXW_OK);
+    assert_int_equal(exw_pool_submit(p, NULL, &task.task), EXW_OK);
     tally_wait(&tally, 1);
     assert_int_equal(atomic_load(&task.runs), 1);
     assert_int_equal(atomic_load(&task.bad_ctx), 1);
@@ -401,7 +401,7 @@ static void *helper_main(void *arg)
         atomic_init(&pr->runs, 0);
         atomic_init(&pr->dones, 0);
         atomic_init(&pr->done_rc, -1);
-        if (exw_pool_submit(h->pool, &pr->task) == EXW_ESHUTDOWN) {
+        if (exw_pool_submit(h->pool, NULL, &pr->task) == EXW_ESHUTDOWN) {
             /* Refused: the caller keeps it. */
             free(pr);
             h->refused = 1;
@@ -441,7 +441,7 @@ static void test_shutdown_drops_queued(void **state)
     atomic_init(&first.runs, 0);
     atomic_init(&first.dones, 0);
     atomic_init(&first.done_rc, -1);
-    assert_int_equal(exw_pool_submit(p, &first.task), EXW_OK);
+    assert_int_equal(exw_pool_submit(p, NULL, &first.task), EXW_OK);
 
     /* Wait until the only thread is inside the first task. */
     pthread_mutex_lock(&gate.mu);
@@ -457,7 +457,7 @@ static void test_shutdown_drops_queued(void **state)
         atomic_init(&queued[i].runs, 0);
         atomic_init(&queued[i].dones, 0);
         atomic_init(&queued[i].done_rc, -1);
-        assert_int_equal(exw_pool_submit(p, &queued[i].task), EXW_OK);
+        assert_int_equal(exw_pool_submit(p, NULL, &queued[i].task), EXW_OK);
     }
 
     helper.pool = p;
@@ -487,6 +487,92 @@ static void test_shutdown_drops_queued(void **state)
     assert_int_equal(life.nfini, 1);
     assert_int_equal(life.faults, 0);
     life_destroy(&life);
+    pthread_cond_destroy(&gate.cond);
+    pthread_mutex_destroy(&gate.mu);
+}
+
+/* ---- Round robin between queues ---- */
+
+/* A task that notes its name in the order it ran; one pool thread runs them,
+ * so the order is the pool's choice alone. */
+struct order_task {
+    struct exw_task task; /* first, so the pointers convert */
+    char name;
+    char *log; /* appended to by the one pool thread; read after the pool stops */
+    size_t *len;
+    struct tally *tally;
+};
+
+static void order_run(struct exw_task *t, void *thread_ctx)
+{
+    struct order_task *o = (struct order_task *)t;
+
+    (void)thread_ctx;
+    o->log[(*o->len)++] = o->name;
+}
+
+static void order_done(struct exw_task *t, exw_err rc)
+{
+    struct order_task *o = (struct order_task *)t;
+
+    tally_add(o->tally, rc != EXW_OK);
+}
+
+static void test_round_robin(void **state)
+{
+    enum { BIG = 6, SMALL = 2 };
+    struct gate gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    struct gate_task first = {0};
+    struct order_task big[BIG], small[SMALL], shared = {0};
+    struct exw_pool_queue qbig, qsmall;
+    struct exw_pool *p = NULL;
+    struct tally tally;
+    char log[BIG + SMALL + 2] = {0};
+    size_t len = 0;
+    int i;
+
+    (void)state;
+    tally_init(&tally);
+    assert_int_equal(exw_pool_new(1, NULL, NULL, NULL, &p, NULL), EXW_OK);
+    first.task.run = gate_run;
+    first.task.done = gate_done;
+    first.gate = &gate;
+    atomic_init(&first.runs, 0);
+    atomic_init(&first.dones, 0);
+    atomic_init(&first.done_rc, -1);
+    assert_int_equal(exw_pool_submit(p, NULL, &first.task), EXW_OK);
+    pthread_mutex_lock(&gate.mu);
+    while (!gate.entered)
+        pthread_cond_wait(&gate.cond, &gate.mu);
+    pthread_mutex_unlock(&gate.mu);
+
+    /* While the only thread is held: a big job's six tasks, then a small
+     * job's two, then one without a queue. */
+    exw_pool_queue_init(&qbig);
+    exw_pool_queue_init(&qsmall);
+    for (i = 0; i < BIG; i++) {
+        big[i] = (struct order_task){{order_run, order_done, NULL}, 'B', log, &len, &tally};
+        assert_int_equal(exw_pool_submit(p, &qbig, &big[i].task), EXW_OK);
+    }
+    for (i = 0; i < SMALL; i++) {
+        small[i] = (struct order_task){{order_run, order_done, NULL}, 's', log, &len, &tally};
+        assert_int_equal(exw_pool_submit(p, &qsmall, &small[i].task), EXW_OK);
+    }
+    shared = (struct order_task){{order_run, order_done, NULL}, 'o', log, &len, &tally};
+    assert_int_equal(exw_pool_submit(p, NULL, &shared.task), EXW_OK);
+
+    pthread_mutex_lock(&gate.mu);
+    gate.open = 1;
+    pthread_cond_broadcast(&gate.cond);
+    pthread_mutex_unlock(&gate.mu);
+    tally_wait(&tally, BIG + SMALL + 1);
+    exw_pool_free(p);
+    /* One turn each: the small job is done after two turns of the big one. */
+    assert_string_equal(log, "BsoBsBBBB");
+    pthread_mutex_lock(&tally.mu);
+    assert_int_equal(tally.faults, 0);
+    pthread_mutex_unlock(&tally.mu);
+    tally_destroy(&tally);
     pthread_cond_destroy(&gate.cond);
     pthread_mutex_destroy(&gate.mu);
 }
@@ -533,7 +619,7 @@ static void test_concurrency(void **state)
         tasks[i].task.done = count_done;
         tasks[i].counter = &counter;
         tasks[i].tally = &tally;
-        assert_int_equal(exw_pool_submit(p, &tasks[i].task), EXW_OK);
+        assert_int_equal(exw_pool_submit(p, NULL, &tasks[i].task), EXW_OK);
     }
     tally_wait(&tally, N);
     assert_int_equal(atomic_load(&counter), N);
@@ -564,7 +650,7 @@ static void *submitter_main(void *arg)
     size_t i;
 
     for (i = 0; i < s->n; i++) {
-        if (exw_pool_submit(s->pool, &s->tasks[i].task) != EXW_OK)
+        if (exw_pool_submit(s->pool, NULL, &s->tasks[i].task) != EXW_OK)
             s->failures++;
     }
     return NULL;
@@ -618,7 +704,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_tasks_run_once),    cmocka_unit_test(test_without_init),
         cmocka_unit_test(test_free_idle_and_null),    cmocka_unit_test(test_init_failure),
-        cmocka_unit_test(test_shutdown_drops_queued), cmocka_unit_test(test_concurrency),
+        cmocka_unit_test(test_shutdown_drops_queued), cmocka_unit_test(test_round_robin),
+        cmocka_unit_test(test_concurrency),
         cmocka_unit_test(test_concurrent_submit),
     };
 
