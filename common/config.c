@@ -131,14 +131,19 @@ static const struct setting settings[] = {
      .help = "Lifetime of the heartbeat key P:worker:ID, renewed well before it lapses.\n"
              "Jobs of a worker that dies are put back on the queue within twice this."},
 
+    {INT_SETTING("EXPORT_CONCURRENCY", "--concurrency", "N", concurrency, 1, 1, 64),
+     .heading = "Jobs",
+     .help = "Jobs this worker runs at once, each on a thread and a Redis connection\n"
+             "of its own, all sharing the lookup pool round robin: a small job is not\n"
+             "held up behind a large one. Memory and disk grow with it."},
     {INT_SETTING("EXPORT_MAX_ATTEMPTS", "--max-attempts", "N", max_attempts, 3, 1, 100),
-     .heading = "Jobs", .help = "Starts of one job before it goes to P:dead as too_many_attempts."},
+     .help = "Starts of one job before it goes to P:dead as too_many_attempts."},
     {INT_SETTING("EXPORT_JOB_TIMEOUT", "--job-timeout", "SECONDS", job_timeout_s, 900, 1, 86400),
      .help = "Time one attempt may run before the job fails with timeout."},
     {INT_SETTING("EXPORT_SHUTDOWN_GRACE", "--shutdown-grace", "SECONDS", shutdown_grace_s, 8, 0,
                  3600),
-     .help = "Time the running job may take to finish after SIGTERM or SIGINT; after\n"
-             "that it is put back on the queue and the worker exits."},
+     .help = "Time the running jobs may take to finish after SIGTERM or SIGINT; after\n"
+             "that they are put back on the queue and the worker exits."},
     {INT_SETTING("EXPORT_RESULT_TTL", "--result-ttl", "SECONDS", result_ttl_s, 86400, 1, 31536000),
      .help = "How long a finished job's result and status are kept, unless the job\n"
              "sets its own result_ttl."},

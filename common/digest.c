@@ -1,4 +1,4 @@
-/* digest.c: streaming SHA-256 over OpenSSL's EVP interface. */
+/* digest.c: SHA-256 (streaming) and SHA-1 (one-shot) over OpenSSL's EVP interface. */
 #include "exw/digest.h"
 
 #include <openssl/evp.h>
@@ -27,19 +27,37 @@ exw_err exw_sha256_update(struct exw_sha256 *s, const void *data, size_t len)
     return EVP_DigestUpdate(s->ctx, data, len) == 1 ? EXW_OK : EXW_ENOMEM;
 }
 
-exw_err exw_sha256_final(struct exw_sha256 *s, char hex[65])
+static void to_hex(const unsigned char *md, unsigned int n, char *hex)
 {
     static const char digits[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0, i;
+    unsigned int i;
 
-    if (EVP_DigestFinal_ex(s->ctx, md, &n) != 1 || n != 32)
-        return EXW_ENOMEM;
     for (i = 0; i < n; i++) {
         hex[2 * i] = digits[md[i] >> 4];
         hex[2 * i + 1] = digits[md[i] & 15];
     }
-    hex[64] = '\0';
+    hex[2 * n] = '\0';
+}
+
+exw_err exw_sha256_final(struct exw_sha256 *s, char hex[65])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (EVP_DigestFinal_ex(s->ctx, md, &n) != 1 || n != 32)
+        return EXW_ENOMEM;
+    to_hex(md, n, hex);
+    return EXW_OK;
+}
+
+exw_err exw_sha1_hex(const void *data, size_t len, char hex[41])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+
+    if (EVP_Digest(data, len, md, &n, EVP_sha1(), NULL) != 1 || n != 20)
+        return EXW_ENOMEM;
+    to_hex(md, n, hex);
     return EXW_OK;
 }
 

@@ -41,19 +41,27 @@ exw_err exw_queue_take(struct exw_redis *rd, double timeout_s, char **doc, size_
     return rc;
 }
 
-exw_err exw_queue_oldest_own(struct exw_redis *rd, char **doc, size_t *len, struct exw_errbuf *eb)
+exw_err exw_queue_orphan(struct exw_redis *rd, const char (*held)[41], size_t nheld, char **doc,
+                         size_t *len, struct exw_errbuf *eb)
 {
     char *processing = exw_key(exw_redis_prefix(rd), "processing", exw_redis_worker(rd));
-    struct exw_reply *r;
+    struct exw_reply *r = NULL;
     struct exw_cmd c;
     exw_err rc;
+    size_t i;
 
+    *doc = NULL;
+    *len = 0;
     exw_cmd_init(&c);
-    exw_cmd_add(&c, "LINDEX");
+    exw_cmd_script(&c, &exw_lua_orphan, 1);
     exw_cmd_add(&c, processing);
-    exw_cmd_add(&c, "-1");
-    rc = exw_redis_run(rd, &c, "LINDEX", &r, eb);
-    *doc = exw_reply_steal_string(r, len);
+    for (i = 0; i < nheld; i++)
+        exw_cmd_add(&c, held[i]);
+    rc = exw_redis_run(rd, &c, "orphan", &r, eb);
+    if (rc == EXW_OK && exw_reply_count(r) == 1)
+        *doc = exw_reply_steal_at(r, 0, len);
+    else if (rc == EXW_OK && exw_reply_count(r) != 0)
+        rc = exw_errbuf_set(eb, EXW_EREPLY, "orphan: unexpected reply");
     exw_reply_free(r);
     free(processing);
     return rc;

@@ -384,6 +384,12 @@ char *exw_reply_steal_string(struct exw_reply *r, size_t *len)
     return s;
 }
 
+char *exw_reply_steal_at(struct exw_reply *r, size_t i, size_t *len)
+{
+    EXW_ASSERT(i < exw_reply_count(r));
+    return exw_reply_steal_string(wrap(unwrap(r)->element[i]), len);
+}
+
 int exw_reply_is(const struct exw_reply *r, const char *s)
 {
     size_t len;

@@ -17,8 +17,8 @@ static const struct {
 };
 
 exw_err exw_status_start(struct exw_redis *rd, const char *id, const char *doc, size_t doc_len,
-                         long max_attempts, const char *event, enum exw_start *out, long *attempts,
-                         struct exw_errbuf *eb)
+                         long max_attempts, int busy_here, const char *event, enum exw_start *out,
+                         long *attempts, struct exw_errbuf *eb)
 {
     const char *prefix = exw_redis_prefix(rd);
     char *processing = exw_key(prefix, "processing", exw_redis_worker(rd));
@@ -44,6 +44,7 @@ exw_err exw_status_start(struct exw_redis *rd, const char *id, const char *doc, 
     exw_cmd_add(&c, prefix);
     exw_cmd_add(&c, events);
     exw_cmd_add(&c, event ? event : "");
+    exw_cmd_add(&c, busy_here ? "1" : "0");
     rc = exw_redis_run(rd, &c, "start", &r, eb);
     if (rc != EXW_OK)
         goto out;

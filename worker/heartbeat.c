@@ -3,6 +3,7 @@
  * of dead workers at each renewal. The lease's timing (lease.h) tells a job
  * whether it may have been taken over. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,13 +21,6 @@ struct heartbeat {
     pthread_cond_t wake; /* on CLOCK_MONOTONIC */
     int stopping;        /* guarded by mu */
 };
-
-void exw_worker_set_job(struct worker *w, const char *id)
-{
-    exw_mutex_lock(&w->mu);
-    snprintf(w->current_job, sizeof(w->current_job), "%s", id ? id : "");
-    exw_mutex_unlock(&w->mu);
-}
 
 int exw_worker_lease_lapsed(struct worker *w, int64_t taken_at)
 {
@@ -48,8 +42,34 @@ int exw_worker_lease_holds(struct worker *w, int64_t ms)
     return holds;
 }
 
+/* The ids of the running jobs, space-separated, into @jobs (room for every
+ * slot's), and the oldest one's into @job. Caller holds w->mu. */
+static void running_jobs_locked(struct worker *w, char *jobs, char *job) EXW_REQUIRES(w->mu)
+{
+    int64_t oldest = INT64_MAX;
+    size_t n = 0;
+    unsigned i;
+
+    jobs[0] = job[0] = '\0';
+    for (i = 0; i < w->nslots; i++) {
+        const struct slot *s = &w->slots[i];
+        size_t len = strlen(s->id);
+
+        if (len == 0)
+            continue;
+        if (n > 0)
+            jobs[n++] = ' ';
+        memcpy(jobs + n, s->id, len + 1);
+        n += len;
+        if (s->id_since < oldest) {
+            oldest = s->id_since;
+            memcpy(job, s->id, len + 1);
+        }
+    }
+}
+
 /* One renewal. Returns 1 on success. */
-static int beat(struct worker *w, struct exw_redis *rd)
+static int beat(struct worker *w, struct exw_redis *rd, char *jobs)
 {
     struct exw_beat b;
     struct exw_errbuf eb;
@@ -58,14 +78,14 @@ static int beat(struct worker *w, struct exw_redis *rd)
     int ok;
 
     exw_mutex_lock(&w->mu);
-    memcpy(job, w->current_job, sizeof(job));
+    running_jobs_locked(w, jobs, job);
     b.jobs_done = w->jobs_done;
     exw_mutex_unlock(&w->mu);
     b.host = w->host;
     b.pid = w->pid;
     b.started_at = w->started_at;
     b.job = job;
-    b.jobs = job;
+    b.jobs = jobs;
     b.ttl_ms = w->cfg->heartbeat_ttl_ms;
     ok = rd != NULL && exw_lease_beat(rd, &b, &eb) == EXW_OK;
     exw_mutex_lock(&w->mu);
@@ -98,6 +118,8 @@ static void *heartbeat_main(void *arg)
     struct conn conn;
     struct exw_errbuf eb;
     int failing = 0, lapsed_logged = 0;
+    /* Every job thread's id and a separator. */
+    char *jobs = exw_xcalloc((size_t)w->cfg->concurrency + 1, EXW_ID_MAX + 1);
 
     exw_log_set_thread("hb");
     exw_conn_init(&conn, w->cfg, "heartbeat", 2000);
@@ -108,7 +130,7 @@ static void *heartbeat_main(void *arg)
 
         exw_mutex_unlock(&hb->mu);
         rd = exw_conn_get(&conn);
-        if (beat(w, rd)) {
+        if (beat(w, rd, jobs)) {
             if (failing)
                 EXW_LOG(EXW_LOG_INFO, "heartbeat renewed again");
             failing = 0;
@@ -137,6 +159,7 @@ static void *heartbeat_main(void *arg)
             EXW_LOG(EXW_LOG_WARN, "could not deregister; the heartbeat will lapse by itself");
     }
     exw_conn_cleanup(&conn);
+    free(jobs);
     return NULL;
 }
 

@@ -1,6 +1,6 @@
 /* run.h: one job's run, shared by runner.c (its lifecycle in Redis) and
  * workbook.c (its rows, workbook and upload). Private to the daemon; every
- * function here runs on the main thread. */
+ * function here runs on the job's own thread (a slot, dispatch.c). */
 #ifndef EXW_RUN_H
 #define EXW_RUN_H
 
@@ -42,6 +42,8 @@ struct packer {
 
 struct run {
     struct worker *w;
+    struct slot *slot;  /* the job thread it runs on */
+    struct conn *conn;  /* the slot's Redis connection */
     const char *doc;
     size_t doc_len;
     long long doc_total; /* nonzero: doc is only the head of a document this long */

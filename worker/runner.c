@@ -126,7 +126,7 @@ static void report_progress(struct run *r, int force)
         event_json(r, "running", progress, ev, sizeof(ev));
         event = ev;
     }
-    rd = exw_conn_get(&r->w->main);
+    rd = exw_conn_get(r->conn);
     if (rd == NULL)
         return;
     {
@@ -222,7 +222,7 @@ static exw_err send_end(struct run *r, const struct exw_status_end *e, enum exw_
     int failures = 0;
 
     for (;;) {
-        struct exw_redis *rd = exw_conn_get(&r->w->main);
+        struct exw_redis *rd = exw_conn_get(r->conn);
         exw_err rc = rd ? exw_status_end(rd, e, out, eb) : EXW_EREDIS;
 
         if (rc == EXW_OK || rc == EXW_EREPLY)
@@ -420,7 +420,7 @@ static enum run_result finish_dead(struct run *r, const char *state)
 /* Puts the job back on the queue (shutdown). */
 static enum run_result requeue(struct run *r)
 {
-    struct exw_redis *rd = exw_conn_get(&r->w->main);
+    struct exw_redis *rd = exw_conn_get(r->conn);
     struct exw_errbuf eb;
     char ev[256];
     int owned = 0;
@@ -439,10 +439,10 @@ static enum run_result requeue(struct run *r)
 
 /* The fenced start. Returns 1 when the job runs; else the outcome is set, or
  * *@res says what became of the document. */
-static int start(struct run *r, enum run_result *res)
+static int start(struct run *r, int busy_here, enum run_result *res)
 {
     const struct exw_config *cfg = r->w->cfg;
-    struct exw_redis *rd = exw_conn_get(&r->w->main);
+    struct exw_redis *rd = exw_conn_get(r->conn);
     enum exw_start how = EXW_START_GONE;
     struct exw_errbuf eb;
     char ev[256];
@@ -451,8 +451,8 @@ static int start(struct run *r, enum run_result *res)
 
     *res = RUN_ENDED;
     event_json(r, "running", 0, ev, sizeof(ev));
-    rc = rd ? exw_status_start(rd, r->id, r->doc, r->doc_len, cfg->max_attempts, ev, &how,
-                               &attempts, &eb)
+    rc = rd ? exw_status_start(rd, r->id, r->doc, r->doc_len, cfg->max_attempts, busy_here, ev,
+                               &how, &attempts, &eb)
             : EXW_EREDIS;
     if (rc == EXW_EREPLY) {
         /* The status cannot be written (a key of another type, an ACL): the
@@ -481,12 +481,13 @@ static int start(struct run *r, enum run_result *res)
         EXW_LOG(EXW_LOG_WARN, "the job left this worker's processing list before its start");
         return 0;
     case EXW_START_DUPLICATE:
-        EXW_LOG(EXW_LOG_INFO, "a copy of the same document runs on another worker: this "
-                              "duplicate is dropped");
+        EXW_LOG(EXW_LOG_INFO, "a copy of the same document runs on %s: this duplicate is dropped",
+                busy_here ? "another job thread of this worker" : "another worker");
         return 0;
     case EXW_START_DEFERRED:
-        EXW_LOG(EXW_LOG_INFO, "another document with this id runs on another worker: this one "
-                              "waits at the end of the queue");
+        EXW_LOG(EXW_LOG_INFO,
+                "another document with this id runs on %s: this one waits at the end of the queue",
+                busy_here ? "another job thread of this worker" : "another worker");
         *res = RUN_DEFERRED;
         return 0;
     case EXW_START_CANCELLED:
@@ -543,7 +544,7 @@ static int prepare(struct run *r, const struct exw_limits *lim)
                         r->job->rows_key, cfg->prefix);
         return 0;
     }
-    rd = exw_conn_get(&r->w->main);
+    rd = exw_conn_get(r->conn);
     if (rd == NULL) {
         run_set_outcome(r, OUT_LOST, NULL, "Redis unreachable reading rows_key");
         return 0;
@@ -592,14 +593,17 @@ static enum run_result conclude(struct run *r)
     return RUN_LEFT;
 }
 
-enum run_result exw_run_job(struct worker *w, const char *doc, size_t len, int64_t taken_at)
+enum run_result exw_run_job(struct slot *s, const char *doc, size_t len, int64_t taken_at)
 {
+    struct worker *w = s->w;
     const struct exw_config *cfg = w->cfg;
-    struct run r = {.w = w, .doc = doc, .doc_len = len, .last_progress = -1, .fd = -1};
+    struct run r = {.w = w,      .slot = s, .conn = &s->conn, .doc = doc, .doc_len = len,
+                    .last_progress = -1, .fd = -1};
     struct exw_limits lim;
     enum exw_job_verdict verdict;
     enum run_result res = RUN_ENDED;
     struct exw_errbuf eb;
+    int busy_here;
 
     limits_of(cfg, &lim);
     r.taken_at = taken_at;
@@ -611,13 +615,13 @@ enum run_result exw_run_job(struct worker *w, const char *doc, size_t len, int64
         goto out;
     }
     exw_log_set_job(r.id);
-    exw_worker_set_job(w, r.id);
+    busy_here = !exw_slot_set_job(s, r.id);
     if (verdict != EXW_JOB_OK) {
         /* Found wanting before anything was parsed: failed under its id, and
          * never started. */
         run_set_outcome(&r, OUT_FAILED, verdict == EXW_JOB_TOO_LARGE ? "too_large" : "invalid_job",
                         "%s", eb.msg);
-    } else if (start(&r, &res) && prepare(&r, &lim)) {
+    } else if (start(&r, busy_here, &res) && prepare(&r, &lim)) {
         r.last_progress = 0;
         r.lookups = exw_lookups_new(w->pool, r.job, r.svc, cfg, r.deadline);
         run_workbook(&r);
@@ -634,16 +638,16 @@ out:
     exw_lookups_free(r.lookups);
     exw_job_free(r.job);
     free(r.id);
-    exw_worker_set_job(w, NULL);
+    exw_slot_set_job(s, NULL);
     exw_log_set_job(NULL);
     return res;
 }
 
 /* The SHA-256 of the oldest document of the own processing list, read in
  * parts, into @hex. Returns 0 when Redis failed or the document changed. */
-static int hash_oldest(struct worker *w, long long total, char hex[65])
+static int hash_oldest(struct slot *s, long long total, char hex[65])
 {
-    struct exw_redis *rd = exw_conn_get(&w->main);
+    struct exw_redis *rd = exw_conn_get(&s->conn);
     struct exw_sha256 *sha = NULL;
     struct exw_errbuf eb;
     long long offset = 0;
@@ -665,11 +669,12 @@ static int hash_oldest(struct worker *w, long long total, char hex[65])
     return ok;
 }
 
-enum run_result exw_run_oversized(struct worker *w, int64_t taken_at)
+enum run_result exw_run_oversized(struct slot *s, int64_t taken_at)
 {
+    struct worker *w = s->w;
     const struct exw_config *cfg = w->cfg;
-    struct run r = {.w = w, .last_progress = -1, .fd = -1};
-    struct exw_redis *rd = exw_conn_get(&w->main);
+    struct run r = {.w = w, .slot = s, .conn = &s->conn, .last_progress = -1, .fd = -1};
+    struct exw_redis *rd = exw_conn_get(&s->conn);
     enum run_result res = RUN_LEFT;
     struct exw_errbuf eb;
     char *head = NULL;
@@ -701,7 +706,7 @@ enum run_result exw_run_oversized(struct worker *w, int64_t taken_at)
         char hex[65];
         char *dead;
 
-        if (!hash_oldest(w, total, hex))
+        if (!hash_oldest(s, total, hex))
             goto out;
         dead = exw_queue_dead_entry_head(head, head_len, (size_t)total, hex, r.error,
                                          (long long)exw_wall_ms());

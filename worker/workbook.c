@@ -56,7 +56,7 @@ static exw_err keep_row(const char *data, size_t len, void *ud)
 static int fetch_rows(struct run *r)
 {
     const struct exw_config *cfg = r->w->cfg;
-    struct exw_redis *rd = exw_conn_get(&r->w->main);
+    struct exw_redis *rd = exw_conn_get(r->conn);
     struct exw_errbuf eb;
     long long too_long = -1;
     exw_err rc;
@@ -378,7 +378,7 @@ static int upload_once(struct run *r, char *why, size_t whysz)
         goto out;
     }
     while ((n = read(r->fd, chunk, UPLOAD_CHUNK)) > 0) {
-        struct exw_redis *rd = exw_conn_get(&r->w->main);
+        struct exw_redis *rd = exw_conn_get(r->conn);
         /* The upload lives no longer than the job may run, plus a margin. */
         int64_t ttl = r->deadline - exw_mono_ms() + 60000;
 

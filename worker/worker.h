@@ -34,17 +34,22 @@ void exw_conn_init(struct conn *c, const struct exw_config *cfg, const char *who
 struct exw_redis *exw_conn_get(struct conn *c);
 void exw_conn_cleanup(struct conn *c);
 
+struct slot;
+
 struct worker {
     const struct exw_config *cfg;
     struct exw_pool *pool; /* the lookup threads */
-    struct conn main;      /* the main thread's connection; Thread: main */
+    struct conn main;      /* the dispatcher's connection; Thread: main */
     char host[256];
     long pid;
     int64_t started_at;
     struct exw_mutex mu;
-    char current_job[EXW_ID_MAX + 1]; /* guarded by mu; "" when idle */
-    long long jobs_done;              /* guarded by mu */
-    struct exw_lease lease;           /* guarded by mu; renewed by the heartbeat */
+    pthread_cond_t freed;   /* signalled (with mu) when a job thread has a result */
+    struct slot *slots;     /* cfg->concurrency job threads; the fields each says */
+    unsigned nslots;        /* threads started */
+    int quitting;           /* guarded by mu: the job threads are to exit */
+    long long jobs_done;    /* guarded by mu */
+    struct exw_lease lease; /* guarded by mu; renewed by the heartbeat */
 };
 
 /* Whether the lease lapsed since @taken_at (monotonic ms). Thread: any. */
@@ -118,16 +123,59 @@ enum run_result {
     RUN_OVERSIZED /* too large for this process's memory: end it with exw_run_oversized */
 };
 
-/* Runs the job document @doc, taken (or found in this worker's processing
- * list) by a request sent at @taken_at (monotonic ms), and ends it in Redis.
- * Thread: main. */
-enum run_result exw_run_job(struct worker *w, const char *doc, size_t len, int64_t taken_at);
+/* Runs the job document @doc on job thread @s, taken (or found in this
+ * worker's processing list) by a request sent at @taken_at (monotonic ms),
+ * and ends it in Redis. Thread: @s's. */
+enum run_result exw_run_job(struct slot *s, const char *doc, size_t len, int64_t taken_at);
 
 /* Ends the oldest job of this worker's own processing list, whose document
  * is too large for this process's memory to take in (its reply could not be
  * allocated): failed too_large under its id when its head shows one, else
- * into P:dead, read in parts. Thread: main. */
-enum run_result exw_run_oversized(struct worker *w, int64_t taken_at);
+ * into P:dead, read in parts. Only while no other job thread runs a job: the
+ * oldest must be the one meant. Thread: @s's. */
+enum run_result exw_run_oversized(struct slot *s, int64_t taken_at);
+
+/* ---- dispatch.c: jobs from the queue to the job threads ---- */
+
+/* One job thread and the job it runs. The dispatcher (the main thread) hands
+ * it a document; the thread runs it to its end and posts the result. */
+struct slot {
+    struct worker *w;
+    unsigned idx;
+    pthread_t tid;
+    struct conn conn;    /* Thread: the slot's own */
+    pthread_cond_t wake; /* signalled (with w->mu) when work is handed over or on quitting */
+    /* guarded by w->mu: */
+    int busy;          /* work handed over, result not yet collected */
+    int has_result;    /* the run ended: result is set */
+    enum run_result result;
+    char *doc;         /* handed over; the thread takes it (and frees it) */
+    size_t len;
+    int64_t taken_at;
+    int oversized;     /* handed over: the oldest own document is too large to read */
+    int alone;         /* handed over while no other thread runs a job */
+    char held[41];     /* SHA-1 of the document while it may be in the processing list */
+    char id[EXW_ID_MAX + 1]; /* the running job's id; "" while none */
+    int64_t id_since;  /* monotonic ms when id was set */
+};
+
+/* Starts cfg->concurrency job threads. Thread: main. */
+EXW_MUST_CHECK exw_err exw_dispatch_start(struct worker *w, struct exw_errbuf *eb);
+
+/* Takes jobs and hands them to the job threads until a stop is asked for;
+ * then waits for the running jobs (each ends or goes back to the queue),
+ * stops the threads and puts back what is left in the own processing list.
+ * Thread: main. */
+void exw_dispatch(struct worker *w);
+
+/* Waits until the lease holds for half its TTL. Returns 0 on a stop.
+ * Thread: main. */
+int exw_dispatch_wait_lease(struct worker *w);
+
+/* Names @id as the job thread @s runs. Returns 0 when another job thread of
+ * this worker runs that id already (the start must then treat the document as
+ * a copy), 1 otherwise. NULL: none. Thread: @s's. */
+int exw_slot_set_job(struct slot *s, const char *id);
 
 /* ---- heartbeat.c: the lease, renewed from a thread of its own ---- */
 
@@ -138,8 +186,5 @@ EXW_MUST_CHECK exw_err exw_heartbeat_start(struct worker *w, struct heartbeat **
                                            struct exw_errbuf *eb);
 /* Stops the thread and deregisters the worker. Thread: main. */
 void exw_heartbeat_stop(struct heartbeat *hb);
-
-/* Names the job the heartbeat reports (NULL when idle). Thread: main. */
-void exw_worker_set_job(struct worker *w, const char *id);
 
 #endif

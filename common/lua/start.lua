@@ -1,14 +1,16 @@
 -- start.lua: the fenced start of a job. It goes running only while its
 -- document is still in this worker's processing list, and never while another
--- live worker runs the same id. Every check comes before the first write.
+-- live worker, or another job thread of this one (busy_here), runs the same
+-- id. Every check comes before the first write.
 --
 -- Returns {outcome, attempts}; outcome is one of
 --   started    the job is running now; attempts counts this start
 --   gone       the document is no longer in this worker's processing list
---   duplicate  the same document runs on another live worker: this copy was
---              dropped from the processing list, uncharged
---   deferred   another document with the same id runs on a live worker: this
---              copy went back to the far end of the queue, uncharged
+--   duplicate  the same document runs on another live worker or thread: this
+--              copy was dropped from the processing list, uncharged
+--   deferred   another document with the same id runs on a live worker or
+--              thread: this copy went back to the far end of the queue,
+--              uncharged
 --   cancelled  cancel = 1 was set before the start
 --   exhausted  the job was started max_attempts times already
 local processing = KEYS[1]
@@ -21,6 +23,7 @@ local max_attempts = tonumber(ARGV[4])
 local prefix = ARGV[5]
 local channel = ARGV[6]
 local event = ARGV[7]
+local busy_here = ARGV[8] == '1'
 
 if not redis.call('LPOS', processing, doc) then
   return {'gone', 0}
@@ -34,10 +37,14 @@ local st = redis.call('HMGET', status, 'state', 'worker', 'cancel', 'attempts')
 local state, holder, cancel = st[1], st[2], st[3]
 local attempts = tonumber(st[4]) or 0
 
-if state == 'running' and holder and holder ~= worker and
-   redis.call('EXISTS', prefix .. ':worker:' .. holder) == 1 then
+if busy_here or (state == 'running' and holder and holder ~= worker and
+                 redis.call('EXISTS', prefix .. ':worker:' .. holder) == 1) then
+  local holders = processing
+  if not busy_here then
+    holders = prefix .. ':processing:' .. holder
+  end
   redis.call('LREM', processing, 1, doc)
-  if redis.call('LPOS', prefix .. ':processing:' .. holder, doc) then
+  if redis.call('LPOS', holders, doc) then
     return {'duplicate', attempts}
   end
   redis.call('LPUSH', queue, doc)

@@ -19,6 +19,7 @@ struct exw_config {
     struct exw_redis_addr redis;
     char *prefix;
     long pool_size;
+    long concurrency;
     char *worker_id;
     long max_attempts;
     long job_timeout_s;

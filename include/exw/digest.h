@@ -1,4 +1,5 @@
-/* digest.h: streaming SHA-256 for result_sha256 (OpenSSL's libcrypto). */
+/* digest.h: SHA-256 for result_sha256, and SHA-1 to name a job document as
+ * Redis's scripts do (redis.sha1hex); OpenSSL's libcrypto. */
 #ifndef EXW_DIGEST_H
 #define EXW_DIGEST_H
 
@@ -13,5 +14,9 @@ EXW_MUST_CHECK exw_err exw_sha256_update(struct exw_sha256 *s, const void *data,
 /* Writes 64 lowercase hex digits and a NUL into @hex. */
 EXW_MUST_CHECK exw_err exw_sha256_final(struct exw_sha256 *s, char hex[65]);
 void exw_sha256_free(struct exw_sha256 *s);
+
+/* The SHA-1 of @len bytes at @data as 40 lowercase hex digits and a NUL.
+ * Thread: any. */
+EXW_MUST_CHECK exw_err exw_sha1_hex(const void *data, size_t len, char hex[41]);
 
 #endif

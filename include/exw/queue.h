@@ -20,15 +20,17 @@
 /* Moves the next job from P:queue to P:processing:<worker>, waiting up to
  * @timeout_s. *@doc (caller frees) is NULL when none came. A failed take may
  * still have moved a job (its reply was lost): after one, the caller looks at
- * its own processing list (exw_queue_oldest_own). */
+ * its own processing list (exw_queue_orphan). */
 EXW_MUST_CHECK exw_err exw_queue_take(struct exw_redis *rd, double timeout_s, char **doc,
                                       size_t *len, struct exw_errbuf *eb);
 
-/* The oldest document of this worker's own processing list, or NULL (*@doc,
- * caller frees) when it is empty: a job whose take reply was lost, or whose
- * end could not be recorded. */
-EXW_MUST_CHECK exw_err exw_queue_oldest_own(struct exw_redis *rd, char **doc, size_t *len,
-                                            struct exw_errbuf *eb);
+/* The oldest document of this worker's own processing list that is not one
+ * of the @nheld documents its job threads hold (given by their SHA-1, from
+ * exw_sha1_hex), or NULL (*@doc, caller frees) when there is none: a job
+ * whose take reply was lost, or whose end could not be recorded. With
+ * @nheld 0, simply the oldest. */
+EXW_MUST_CHECK exw_err exw_queue_orphan(struct exw_redis *rd, const char (*held)[41], size_t nheld,
+                                        char **doc, size_t *len, struct exw_errbuf *eb);
 
 /* Puts a job started here as attempt @attempt back at the end of P:queue taken
  * next, unfinished (shutdown): its state is queued again, that start is not

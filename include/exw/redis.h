@@ -120,6 +120,8 @@ const struct exw_reply *exw_reply_at(const struct exw_reply *r, size_t i);
  * free(); it is NUL-terminated, *@len bytes long. NULL unless STRING. A
  * document as large as the worker takes is thus never copied. */
 char *exw_reply_steal_string(struct exw_reply *r, size_t *len);
+/* The same for element @i of an ARRAY reply. */
+char *exw_reply_steal_at(struct exw_reply *r, size_t i, size_t *len);
 /* Whether @r is a string equal to @s. */
 int exw_reply_is(const struct exw_reply *r, const char *s);
 void exw_reply_free(struct exw_reply *r);

@@ -19,6 +19,7 @@ struct exw_script {
 extern const struct exw_script exw_lua_deregister; /* lease.c */
 extern const struct exw_script exw_lua_finish;     /* status.c */
 extern const struct exw_script exw_lua_heartbeat;  /* lease.c */
+extern const struct exw_script exw_lua_orphan;     /* queue.c */
 extern const struct exw_script exw_lua_peek;       /* queue.c */
 extern const struct exw_script exw_lua_progress;   /* status.c */
 extern const struct exw_script exw_lua_recover;    /* queue.c */

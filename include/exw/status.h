@@ -24,11 +24,14 @@ enum exw_start {
 
 /* Starts job @id, taken as @doc: counts the start in attempts and sets the
  * status running, before the document is parsed, so that a document that
- * kills its worker is charged for it. @event (JSON for P:events) is sent on
- * a start. A status key of another type is EXW_EREPLY. */
+ * kills its worker is charged for it. @busy_here says that another job
+ * thread of this worker runs the id: then the document is a duplicate or
+ * deferred, as for a copy running on another worker. @event (JSON for
+ * P:events) is sent on a start. A status key of another type is EXW_EREPLY. */
 EXW_MUST_CHECK exw_err exw_status_start(struct exw_redis *rd, const char *id, const char *doc,
-                                        size_t doc_len, long max_attempts, const char *event,
-                                        enum exw_start *out, long *attempts, struct exw_errbuf *eb);
+                                        size_t doc_len, long max_attempts, int busy_here,
+                                        const char *event, enum exw_start *out, long *attempts,
+                                        struct exw_errbuf *eb);
 
 /* Writes field/value pairs to P:job:<id> and publishes @event (may be NULL),
  * only while the status says this worker runs attempt @attempt. *@owned says

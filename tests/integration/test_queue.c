@@ -55,7 +55,7 @@ static void expect_oldest_own(struct exw_redis *rd, const char *want)
     char *doc = (char *)&eb; /* must be reset */
     size_t len = 99;
 
-    it_expect_ok(exw_queue_oldest_own(rd, &doc, &len, &eb), &eb);
+    it_expect_ok(exw_queue_orphan(rd, NULL, 0, &doc, &len, &eb), &eb);
     if (want == NULL) {
         assert_null(doc);
         assert_int_equal(len, 0);
@@ -173,7 +173,7 @@ static void test_take_binary(void **state)
 }
 
 /* A take whose reply is lost still moved the job: it is in the own
- * processing list, where exw_queue_oldest_own finds it. */
+ * processing list, where exw_queue_orphan finds it. */
 static void test_take_lost_reply(void **state)
 {
     struct it_fx *f = *state;
@@ -199,6 +199,51 @@ static void test_take_lost_reply(void **state)
     /* With two, the oldest is the one taken first. */
     expect_take(f->rd, "b");
     expect_oldest_own(f->rd, "a");
+}
+
+/* With job threads holding some documents of the own processing list, the
+ * orphan is the oldest of the others; equal documents count one each. */
+static void test_orphan_skips_held(void **state)
+{
+    struct it_fx *f = *state;
+    struct it_name p = it_key(f, "processing:%s", IT_WORKER);
+    struct exw_errbuf eb = {{0}};
+    char held[3][41];
+    char *doc = NULL;
+    size_t len = 0;
+
+    /* LPUSH puts the last named first: "a" is the oldest. */
+    it_ok(f->h, "LPUSH", p.s, "a", "b", "a", "c", NULL);
+    assert_int_equal(exw_sha1_hex("a", 1, held[0]), EXW_OK);
+    assert_int_equal(exw_sha1_hex("b", 1, held[1]), EXW_OK);
+    assert_int_equal(exw_sha1_hex("c", 1, held[2]), EXW_OK);
+    /* Redis's own SHA-1 agrees with ours. */
+    assert_string_equal(held[0], "86f7e437faa5a7fce15d1ddcb9eaeaea377667b8");
+
+    it_expect_ok(exw_queue_orphan(f->rd, held, 1, &doc, &len, &eb), &eb);
+    assert_string_equal(doc, "b"); /* one "a" is held, "b" is next oldest */
+    free(doc);
+    it_expect_ok(exw_queue_orphan(f->rd, held, 2, &doc, &len, &eb), &eb);
+    assert_string_equal(doc, "a"); /* the second, equal "a" is no thread's */
+    free(doc);
+    memcpy(held[1], held[0], sizeof(held[0]));
+    it_expect_ok(exw_queue_orphan(f->rd, held, 2, &doc, &len, &eb), &eb);
+    assert_string_equal(doc, "b"); /* both "a" are held */
+    free(doc);
+    assert_int_equal(exw_sha1_hex("b", 1, held[2]), EXW_OK);
+    it_expect_ok(exw_queue_orphan(f->rd, held, 3, &doc, &len, &eb), &eb);
+    assert_string_equal(doc, "c"); /* the newest is the only one left */
+    free(doc);
+    {
+        char all[4][41];
+
+        memcpy(all, held, sizeof(held));
+        assert_int_equal(exw_sha1_hex("c", 1, all[3]), EXW_OK);
+        it_expect_ok(exw_queue_orphan(f->rd, all, 4, &doc, &len, &eb), &eb);
+        assert_null(doc);
+        assert_int_equal(len, 0);
+    }
+    it_expect_list(f, &p, (const char *const[]){"c", "a", "b", "a"}, 4); /* only read */
 }
 
 /* ---- requeue ---- */
@@ -795,6 +840,7 @@ int main(void)
         IT_TEST(test_take_short_wait, &e),
         IT_TEST(test_take_binary, &e),
         IT_TEST(test_take_lost_reply, &e),
+        IT_TEST(test_orphan_skips_held, &e),
         IT_TEST(test_requeue, &e),
         IT_TEST(test_requeue_other_run, &e),
         IT_TEST(test_requeue_not_owned, &e),

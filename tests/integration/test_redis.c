@@ -537,7 +537,7 @@ static exw_err run_op(struct exw_redis *rd, enum op op, struct exw_errbuf *eb)
         free(doc);
         break;
     case OP_START:
-        rc = exw_status_start(rd, "j1", "d", 1, 3, NULL, &how, &attempts, eb);
+        rc = exw_status_start(rd, "j1", "d", 1, 3, 0, NULL, &how, &attempts, eb);
         break;
     case OP_PROGRESS:
         rc = exw_status_progress(rd, "j1", 1, fields, 2, NULL, &owned, &cancel, eb);

@@ -26,15 +26,21 @@ static void seed_live(struct it_fx *f, const char *worker)
     it_ok(f->h, "PEXPIRE", hb.s, "60000", NULL);
 }
 
-static enum exw_start start(struct it_fx *f, const char *doc, long max, const char *event,
-                            long *attempts)
+static enum exw_start start_here(struct it_fx *f, const char *doc, long max, int busy_here,
+                                 const char *event, long *attempts)
 {
     struct exw_errbuf eb = {{0}};
     enum exw_start how = EXW_START_STARTED;
 
-    it_expect_ok(exw_status_start(f->rd, "j1", doc, strlen(doc), max, event, &how, attempts, &eb),
+    it_expect_ok(exw_status_start(f->rd, "j1", doc, strlen(doc), max, busy_here, event, &how, attempts, &eb),
                  &eb);
     return how;
+}
+
+static enum exw_start start(struct it_fx *f, const char *doc, long max, const char *event,
+                            long *attempts)
+{
+    return start_here(f, doc, max, 0, event, attempts);
 }
 
 /* ---- start ---- */
@@ -188,7 +194,7 @@ static void test_start_wrongtype(void **state)
     it_ok(f->h, "SET", st.s, "not a hash", NULL);
     seed_processing(f, IT_WORKER, "doc-j1");
     before = it_snapshot(f);
-    rc = exw_status_start(f->rd, "j1", "doc-j1", 6, 3, EV_RUNNING, &how, &attempts, &eb);
+    rc = exw_status_start(f->rd, "j1", "doc-j1", 6, 3, 0, EV_RUNNING, &how, &attempts, &eb);
     expect_refused(f, rc, &eb, "WRONGTYPE", before, &sub);
     assert_int_equal(attempts, 0);
 }
@@ -259,6 +265,36 @@ static void test_start_deferred(void **state)
     it_expect_list(f, &x.theirs, (const char *const[]){"doc-j1-v1"}, 1);
     it_expect_list(f, &x.q, (const char *const[]){"doc-j1-v2", "older"}, 2);
     w2_expect_kept(f, &x, "2");
+}
+
+/* Another job thread of this worker runs j1 (busy_here): an equal copy is
+ * dropped, another document goes to the far end of the queue, whatever the
+ * status says so far (the other thread may not have started yet). */
+static void test_start_busy_here(void **state)
+{
+    struct it_fx *f = *state;
+    struct it_name st = it_key(f, "job:j1"), q = it_key(f, "queue"),
+                   p = it_key(f, "processing:%s", IT_WORKER);
+    struct it_sub sub = it_subscribe(f);
+    long attempts = -1;
+
+    it_ok(f->h, "HSET", st.s, "state", "queued", "attempts", "1", NULL);
+    seed_processing(f, IT_WORKER, "doc-j1");
+    seed_processing(f, IT_WORKER, "doc-j1");
+    assert_int_equal(start_here(f, "doc-j1", 3, 1, EV_RUNNING, &attempts), EXW_START_DUPLICATE);
+    assert_int_equal(attempts, 1);
+    it_expect_list(f, &p, (const char *const[]){"doc-j1"}, 1);
+    assert_int_equal(it_exists(f, &q), 0);
+
+    seed_processing(f, IT_WORKER, "doc-j1-v2");
+    assert_int_equal(start_here(f, "doc-j1-v2", 3, 1, EV_RUNNING, &attempts),
+                     EXW_START_DEFERRED);
+    it_expect_list(f, &p, (const char *const[]){"doc-j1"}, 1);
+    it_expect_list(f, &q, (const char *const[]){"doc-j1-v2"}, 1);
+    it_expect_field(f, &st, "state", "queued");
+    it_expect_field(f, &st, "attempts", "1");
+    it_expect_no_event(&sub);
+    it_sub_close(&sub);
 }
 
 /* A holder whose heartbeat is gone does not block the start. */
@@ -794,6 +830,7 @@ int main(void)
         IT_TEST(test_start_wrongtype, &e),
         IT_TEST(test_start_duplicate, &e),
         IT_TEST(test_start_deferred, &e),
+        IT_TEST(test_start_busy_here, &e),
         IT_TEST(test_start_dead_holder, &e),
         IT_TEST(test_progress, &e),
         IT_TEST(test_end_succeeded, &e),

@@ -630,7 +630,7 @@ static void test_describe(void **state)
     assert_non_null(want);
     snprintf(want, n,
              "redis-url=redis://al%%20ice:***@[::1]:6380/2 prefix=export worker-id=w1"
-             " heartbeat-ttl-ms=6000 max-attempts=3 job-timeout=900 shutdown-grace=8"
+             " heartbeat-ttl-ms=6000 concurrency=1 max-attempts=3 job-timeout=900 shutdown-grace=8"
              " result-ttl=86400 max-job-bytes=67108864 max-row-bytes=1048576"
              " max-result-bytes=268435456 max-rows=10000000"
              " max-columns=16384 max-header-chars=255 max-string-chars=32767 batch-rows=4096"
