@@ -195,11 +195,10 @@ static int64_t grow(int64_t backoff, int64_t floor)
     return backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 }
 
-/* Takes in what the slots finished; returns how many are still busy. Caller
- * holds w->mu. */
-static unsigned collect_locked(struct dispatch *d) EXW_REQUIRES(d->w->mu)
+/* Takes in what the slots of @w (d->w) finished; returns how many are still
+ * busy. Caller holds w->mu. */
+static unsigned collect_locked(struct worker *w, struct dispatch *d) EXW_REQUIRES(w->mu)
 {
-    struct worker *w = d->w;
     unsigned i, busy = 0;
 
     for (i = 0; i < w->nslots; i++) {
@@ -248,7 +247,7 @@ static struct slot *wait_free(struct dispatch *d)
 
     exw_mutex_lock(&w->mu);
     while (!exw_stop_requested) {
-        unsigned busy = collect_locked(d), i;
+        unsigned busy = collect_locked(w, d), i;
 
         if (!d->alone || busy == 0)
             for (i = 0; i < w->nslots && found == NULL; i++)
@@ -432,7 +431,7 @@ void exw_dispatch(struct worker *w)
     }
     /* Every running job ends or goes back to the queue within the grace. */
     exw_mutex_lock(&w->mu);
-    while (collect_locked(&d) > 0)
+    while (collect_locked(w, &d) > 0)
         wait_freed(w, IDLE_POLL_MS);
     exw_mutex_unlock(&w->mu);
     stop_slots(w);

@@ -18,7 +18,8 @@
 
 extern char **environ;
 
-volatile sig_atomic_t exw_stop_requested;
+atomic_int exw_stop_requested;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the signal handler stores to an atomic_int");
 
 static void on_signal(int sig)
 {

@@ -623,6 +623,9 @@ enum run_result exw_run_job(struct slot *s, const char *doc, size_t len, int64_t
                         "%s", eb.msg);
     } else if (start(&r, busy_here, &res) && prepare(&r, &lim)) {
         r.last_progress = 0;
+        /* The start wrote progress 0 and saw no cancel: a job that ends
+         * sooner than this writes no progress at all, only its end. */
+        r.next_progress = exw_mono_ms() + PROGRESS_EVERY_MS;
         r.lookups = exw_lookups_new(w->pool, r.job, r.svc, cfg, r.deadline);
         run_workbook(&r);
         /* A spill that failed after the last row still fails the job. */

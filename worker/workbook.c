@@ -30,6 +30,9 @@
 
 #define WAIT_STEP_MS 100
 #define PACK_CHECK_MS 100 /* how often a cancel or stop is looked for while packing */
+/* A workbook of at most this many cells packs in a few milliseconds: on the
+ * job's own thread, without a packer thread to start and wait for. */
+#define PACK_INLINE_CELLS 65536
 #define FETCH_ROWS 1000
 #define UPLOAD_CHUNK (1u << 20)
 #define FILE_PREFIX "export-"
@@ -297,12 +300,13 @@ static void write_rows(struct run *r)
                         r->rows_written, r->rows_total);
 }
 
+/* Packs the workbook; on the packer thread, or on the job's own for a small
+ * one. */
 static void *pack_main(void *arg)
 {
     struct packer *p = arg;
     exw_err rc;
 
-    exw_log_set_thread("pack");
     rc = exw_xlsx_close(p->xlsx, &p->eb);
     exw_mutex_lock(&p->mu);
     p->rc = rc;
@@ -311,6 +315,12 @@ static void *pack_main(void *arg)
     pthread_cond_signal(&p->finished);
     exw_mutex_unlock(&p->mu);
     return NULL;
+}
+
+static void *pack_thread(void *arg)
+{
+    exw_log_set_thread("pack");
+    return pack_main(arg);
 }
 
 /* Waits up to @ms for the packer; returns whether it is done. */
@@ -343,8 +353,9 @@ static void pack(struct run *r)
         return;
     }
     p->ready = 1;
-    if (pthread_create(&p->tid, NULL, pack_main, p) != 0) {
-        pack_main(p); /* no thread to be had: pack here */
+    if (r->rows_total * (long long)r->job->ncolumns <= PACK_INLINE_CELLS ||
+        pthread_create(&p->tid, NULL, pack_thread, p) != 0) {
+        pack_main(p); /* small, or no thread to be had: pack here */
     } else {
         p->running = 1;
         while (!pack_wait(p, PACK_CHECK_MS) && !run_check(r, 0))

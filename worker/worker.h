@@ -16,8 +16,10 @@
 #include "exw/pool.h"
 #include "exw/redis.h"
 
-/* Set by the SIGTERM/SIGINT handler; read everywhere. Thread: any. */
-extern volatile sig_atomic_t exw_stop_requested;
+/* Set by the SIGTERM/SIGINT handler; read everywhere. An atomic, not a
+ * volatile sig_atomic_t: the job threads read it too. Lock-free, so the
+ * handler may store to it. Thread: any. */
+extern atomic_int exw_stop_requested;
 
 /* A Redis connection that remakes itself after an error, logging once per
  * change between reachable and not. Thread: the one thread that owns it. */
