@@ -43,14 +43,14 @@ struct worker_thread {
 
 struct exw_pool {
     struct exw_mutex mu;
-    pthread_cond_t wake;    /* signalled when a task is queued or the pool stops */
-    pthread_cond_t started; /* signalled as each thread reports its init result */
+    pthread_cond_t wake;          /* signalled when a task is queued or the pool stops */
+    pthread_cond_t started;       /* signalled as each thread reports its init result */
     struct exw_pool_queue shared; /* for tasks submitted without a queue */
     struct exw_pool_queue *ring;  /* guarded by mu: queues with tasks, next turn first */
     struct exw_pool_queue *last;  /* guarded by mu: the ring's last queue */
-    int stopping;           /* guarded by mu */
-    unsigned nready;        /* guarded by mu: threads whose init finished */
-    unsigned nfailed;       /* guarded by mu: threads whose init failed */
+    int stopping;                 /* guarded by mu */
+    unsigned nready;              /* guarded by mu: threads whose init finished */
+    unsigned nfailed;             /* guarded by mu: threads whose init failed */
     exw_pool_init_fn init;
     exw_pool_fini_fn fini;
     void *ud;

@@ -15,10 +15,25 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 #include <xlsxwriter.h>
 
 #include "exw/utf8.h"
+
+/* libxlsxwriter dates a workbook's properties (docProps/core.xml) with
+ * gmtime(), whose result glibc keeps in one static struct for the whole
+ * process: two job threads packing at once would race on it. POSIX lets
+ * gmtime() return storage of the calling thread's own, so this definition,
+ * which the dynamic linker binds libxlsxwriter's call to, does that instead
+ * of serializing every pack behind a lock. Nothing else in the tree calls
+ * gmtime(): log.c uses gmtime_r(). */
+struct tm *gmtime(const time_t *t)
+{
+    static _Thread_local struct tm tm;
+
+    return gmtime_r(t, &tm);
+}
 
 /* A distinct number format string and the format made for it. */
 struct num_format {

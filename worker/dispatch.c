@@ -44,17 +44,17 @@
 #define ADOPT_EVERY_MS 60000
 
 enum adoption {
-    ADOPT_NONE,    /* no orphan */
-    ADOPT_HANDED,  /* one was handed to the slot */
-    ADOPT_WAIT,    /* one is too large to read: first let every slot go idle */
-    ADOPT_FAILED   /* Redis could not say */
+    ADOPT_NONE,   /* no orphan */
+    ADOPT_HANDED, /* one was handed to the slot */
+    ADOPT_WAIT,   /* one is too large to read: first let every slot go idle */
+    ADOPT_FAILED  /* Redis could not say */
 };
 
 struct dispatch {
     struct worker *w;
-    int adopt;         /* look for orphans before the next take */
-    int alone;         /* hand out one job at a time, with every slot idle */
-    int64_t backoff;   /* wait before the next take or adoption */
+    int adopt;       /* look for orphans before the next take */
+    int alone;       /* hand out one job at a time, with every slot idle */
+    int64_t backoff; /* wait before the next take or adoption */
     int64_t next_adopt;
 };
 
@@ -79,8 +79,7 @@ int exw_slot_set_job(struct slot *s, const char *id)
 /* Runs the document @doc (which it frees) taken at @taken_at. One too large
  * for this process is ended without it, once its memory is back, when no
  * other slot runs a job; else the dispatcher sees to it. */
-static enum run_result run_taken(struct slot *s, char *doc, size_t len, int64_t taken_at,
-                                 int alone)
+static enum run_result run_taken(struct slot *s, char *doc, size_t len, int64_t taken_at, int alone)
 {
     enum run_result res = exw_run_job(s, doc, len, taken_at);
 
@@ -115,8 +114,7 @@ static void *slot_main(void *arg)
         alone = s->alone;
         s->doc = NULL;
         exw_mutex_unlock(&w->mu);
-        res = oversized ? exw_run_oversized(s, taken_at)
-                        : run_taken(s, doc, len, taken_at, alone);
+        res = oversized ? exw_run_oversized(s, taken_at) : run_taken(s, doc, len, taken_at, alone);
         exw_mutex_lock(&w->mu);
         s->held[0] = '\0';
         s->result = res;
@@ -263,8 +261,7 @@ static struct slot *wait_free(struct dispatch *d)
 
 /* Hands @doc (taken at @taken_at; the slot frees it) to @s, or the oldest own
  * document as too large when @doc is NULL. */
-static void hand_over(struct dispatch *d, struct slot *s, char *doc, size_t len,
-                      int64_t taken_at)
+static void hand_over(struct dispatch *d, struct slot *s, char *doc, size_t len, int64_t taken_at)
 {
     struct worker *w = d->w;
     char held[41] = "";
@@ -351,6 +348,7 @@ static enum adoption adopt(struct dispatch *d, struct slot *s)
             break;
         }
         EXW_LOG(EXW_LOG_WARN, "a job in this worker's own processing list is too large to read");
+        d->alone = 1; /* nothing may run beside it: it is the oldest */
         hand_over(d, s, NULL, 0, taken_at);
         res = ADOPT_HANDED;
         break;
@@ -438,6 +436,5 @@ void exw_dispatch(struct worker *w)
     /* Whatever is still in the own processing list goes back on the queue. */
     rd = exw_conn_get(&w->main);
     if (rd != NULL && exw_queue_release_own(rd, &moved, &eb) == EXW_OK && moved > 0)
-        EXW_LOG(EXW_LOG_WARN, "put %lld unfinished job(s) of this worker back on the queue",
-                moved);
+        EXW_LOG(EXW_LOG_WARN, "put %lld unfinished job(s) of this worker back on the queue", moved);
 }

@@ -42,8 +42,8 @@ struct packer {
 
 struct run {
     struct worker *w;
-    struct slot *slot;  /* the job thread it runs on */
-    struct conn *conn;  /* the slot's Redis connection */
+    struct slot *slot; /* the job thread it runs on */
+    struct conn *conn; /* the slot's Redis connection */
     const char *doc;
     size_t doc_len;
     long long doc_total; /* nonzero: doc is only the head of a document this long */

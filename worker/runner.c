@@ -597,8 +597,13 @@ enum run_result exw_run_job(struct slot *s, const char *doc, size_t len, int64_t
 {
     struct worker *w = s->w;
     const struct exw_config *cfg = w->cfg;
-    struct run r = {.w = w,      .slot = s, .conn = &s->conn, .doc = doc, .doc_len = len,
-                    .last_progress = -1, .fd = -1};
+    struct run r = {.w = w,
+                    .slot = s,
+                    .conn = &s->conn,
+                    .doc = doc,
+                    .doc_len = len,
+                    .last_progress = -1,
+                    .fd = -1};
     struct exw_limits lim;
     enum exw_job_verdict verdict;
     enum run_result res = RUN_ENDED;

@@ -148,17 +148,17 @@ struct slot {
     struct conn conn;    /* Thread: the slot's own */
     pthread_cond_t wake; /* signalled (with w->mu) when work is handed over or on quitting */
     /* guarded by w->mu: */
-    int busy;          /* work handed over, result not yet collected */
-    int has_result;    /* the run ended: result is set */
+    int busy;       /* work handed over, result not yet collected */
+    int has_result; /* the run ended: result is set */
     enum run_result result;
-    char *doc;         /* handed over; the thread takes it (and frees it) */
+    char *doc; /* handed over; the thread takes it (and frees it) */
     size_t len;
     int64_t taken_at;
-    int oversized;     /* handed over: the oldest own document is too large to read */
-    int alone;         /* handed over while no other thread runs a job */
-    char held[41];     /* SHA-1 of the document while it may be in the processing list */
+    int oversized;           /* handed over: the oldest own document is too large to read */
+    int alone;               /* handed over while no other thread runs a job */
+    char held[41];           /* SHA-1 of the document while it may be in the processing list */
     char id[EXW_ID_MAX + 1]; /* the running job's id; "" while none */
-    int64_t id_since;  /* monotonic ms when id was set */
+    int64_t id_since;        /* monotonic ms when id was set */
 };
 
 /* Starts cfg->concurrency job threads. Thread: main. */

@@ -7,6 +7,7 @@ reply was lost while other jobs run is adopted without running those twice.
 Fairness is asserted by order (how far the large job had got when the small
 ones ended), not by the wall clock."""
 
+import datetime
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ from harness import RobustTest, lookup_job_doc  # noqa: E402
 from resp_proxy import RespProxy, command, non_nil_bulk  # noqa: E402
 
 TTL_MS = 2000
+ONE_SECOND = datetime.timedelta(seconds=1)
 
 
 class ConcurrencyTest(RobustTest):
@@ -82,6 +84,7 @@ class Sharing(ConcurrencyTest):
         """Many short jobs through eight job threads: each ends once, with
         its own workbook, and the counters add up."""
         w = self.start_worker(None, EXPORT_CONCURRENCY=8)
+        t0 = datetime.datetime.utcnow().replace(microsecond=0)
         jobs = [{"id": "s%03d" % i, "columns": [{"header": "N", "field": "n", "type": "integer"}],
                  "rows": [{"n": i * 10 + k} for k in range(10)]} for i in range(120)]
         for job in jobs:
@@ -90,8 +93,13 @@ class Sharing(ConcurrencyTest):
             st = self.wait_state(job["id"], timeout=60)
             self.assertEqual(st.get("state"), "succeeded", st)
             self.assertEqual(st.get("attempts"), "1", st)
-            ws = self.workbook(self.result_bytes(st)).active
-            self.assertEqual([c.value for c in ws["A"]][1:], [r["n"] for r in job["rows"]])
+            wb = self.workbook(self.result_bytes(st))
+            self.assertEqual([c.value for c in wb.active["A"]][1:], [r["n"] for r in job["rows"]])
+            # Workbooks packed at once on several threads are each dated
+            # right (libxlsxwriter's gmtime(), common/xlsx.c).
+            created = wb.properties.created
+            self.assertTrue(t0 <= created <= datetime.datetime.utcnow() + ONE_SECOND,
+                            "%s: created %s, the test began %s" % (job["id"], created, t0))
         self.assertEqual(self.stats().get("jobs_succeeded"), 120)
         self.wait_until("jobs_done 120 in the heartbeat",
                         lambda: self.heartbeat(w).get("jobs_done") == "120", timeout=5)

@@ -344,10 +344,18 @@ class Poison(RobustTest):
             self.assertIn(st.get("attempts", "0"), ("0", "1"), st)
 
     def test_document_too_big_for_the_cap(self):
+        self.too_big_for_the_cap("e", {})
+
+    def test_document_too_big_for_the_cap_with_job_threads(self):
+        """The same with three job threads: the document is ended by its
+        head only once the other threads are idle."""
+        self.too_big_for_the_cap("f", {"EXPORT_CONCURRENCY": "3"})
+
+    def too_big_for_the_cap(self, tag, extra):
         self.mock = self.start_mock(latency_ms=5)
         self.cap = None
         if not SANITIZE:
-            env = self.env()
+            env = self.env(**extra)
             w = harness.Worker(self.worker_bin, env, os.path.join(self.tmp, "idle.log"),
                                env["EXPORT_TMPDIR"])
             self.workers.append(w)
@@ -358,11 +366,12 @@ class Poison(RobustTest):
             self.assertEqual(rc, 0)
         print("\n  address-space cap: %s" % ("none (EXW_SANITIZE=%s)" % SANITIZE if SANITIZE
                                              else "%d MiB" % (self.cap >> 20)))
-        doc = (b'{"id":"poison-e","columns":[{"header":"A","field":"a"}],"rows":[{"a":"x"}],'
-               b'"pad":"' + b"x" * 40000000 + b'"}')
-        good = {"id": "good-e", "columns": [{"header": "A", "field": "a"}],
+        jid = "poison-" + tag
+        doc = (b'{"id":"' + jid.encode() + b'","columns":[{"header":"A","field":"a"}],'
+               b'"rows":[{"a":"x"}],"pad":"' + b"x" * 40000000 + b'"}')
+        good = {"id": "good-" + tag, "columns": [{"header": "A", "field": "a"}],
                 "rows": [{"a": "x"}]}
-        res = self.run_poison("poison-e", doc, "poison-e", limit=60, good_job=good)
+        res = self.run_poison(jid, doc, jid, env_extra=extra, limit=60, good_job=good)
         self.assert_bounded(res)
         self.assert_failed_under_id(res, doc, ("too_large", "invalid_job", "internal"),
                                     may_succeed_rows=1)

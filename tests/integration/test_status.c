@@ -32,8 +32,9 @@ static enum exw_start start_here(struct it_fx *f, const char *doc, long max, int
     struct exw_errbuf eb = {{0}};
     enum exw_start how = EXW_START_STARTED;
 
-    it_expect_ok(exw_status_start(f->rd, "j1", doc, strlen(doc), max, busy_here, event, &how, attempts, &eb),
-                 &eb);
+    it_expect_ok(
+        exw_status_start(f->rd, "j1", doc, strlen(doc), max, busy_here, event, &how, attempts, &eb),
+        &eb);
     return how;
 }
 
@@ -287,8 +288,7 @@ static void test_start_busy_here(void **state)
     assert_int_equal(it_exists(f, &q), 0);
 
     seed_processing(f, IT_WORKER, "doc-j1-v2");
-    assert_int_equal(start_here(f, "doc-j1-v2", 3, 1, EV_RUNNING, &attempts),
-                     EXW_START_DEFERRED);
+    assert_int_equal(start_here(f, "doc-j1-v2", 3, 1, EV_RUNNING, &attempts), EXW_START_DEFERRED);
     it_expect_list(f, &p, (const char *const[]){"doc-j1"}, 1);
     it_expect_list(f, &q, (const char *const[]){"doc-j1-v2"}, 1);
     it_expect_field(f, &st, "state", "queued");

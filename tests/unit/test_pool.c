@@ -705,8 +705,7 @@ int main(void)
         cmocka_unit_test(test_all_tasks_run_once),    cmocka_unit_test(test_without_init),
         cmocka_unit_test(test_free_idle_and_null),    cmocka_unit_test(test_init_failure),
         cmocka_unit_test(test_shutdown_drops_queued), cmocka_unit_test(test_round_robin),
-        cmocka_unit_test(test_concurrency),
-        cmocka_unit_test(test_concurrent_submit),
+        cmocka_unit_test(test_concurrency),           cmocka_unit_test(test_concurrent_submit),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
