@@ -62,8 +62,7 @@ struct run {
     long long rows_written;
     struct pending *window; /* a ring of cfg->batch_rows */
     size_t wcap, whead, wcount;
-    struct exw_row **fetched; /* rows_key rows read ahead, not yet in the window */
-    size_t nfetched, fetch_pos;
+    struct rows_reader *reader; /* a rows_key job's rows, read ahead */
     struct exw_xlsx *xlsx;
     struct packer packer;
     char path[PATH_MAX];
@@ -94,6 +93,18 @@ void run_workbook(struct run *r);
 /* workbook.c: frees what run_workbook left (the window, the workbook, the
  * packer, the file). */
 void run_workbook_cleanup(struct run *r);
+
+/* rows_reader.c: starts reading a rows_key job's rows ahead, on a thread of
+ * their own; NULL when the thread cannot be had. */
+struct rows_reader *rows_reader_start(const struct run *r);
+
+/* rows_reader.c: the next row in order (the caller owns it), waiting for the
+ * reader while a cancel, the deadline or a stop is checked. Returns 0 after
+ * the last row, or with the outcome set when the reading failed. */
+int rows_reader_next(struct rows_reader *rr, struct run *r, struct exw_row **out);
+
+/* rows_reader.c: stops the reader and frees what it read. NULL is a no-op. */
+void rows_reader_stop(struct rows_reader *rr);
 
 /* workbook.c: removes the workbooks that dead workers left in @tmpdir (their
  * lock is free). Returns how many. */

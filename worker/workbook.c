@@ -33,70 +33,10 @@
 /* A workbook of at most this many cells packs in a few milliseconds: on the
  * job's own thread, without a packer thread to start and wait for. */
 #define PACK_INLINE_CELLS 65536
-#define FETCH_ROWS 1000
 #define UPLOAD_CHUNK (1u << 20)
 #define FILE_PREFIX "export-"
 #define FILE_SUFFIX ".xlsx"
 #define SCRATCH_SUFFIX FILE_SUFFIX ".d"
-
-static exw_err keep_row(const char *data, size_t len, void *ud)
-{
-    struct run *r = ud;
-    struct exw_errbuf eb;
-    struct exw_row *row;
-
-    if (exw_row_parse(r->job, data, len, (size_t)(r->rows_read + (long long)r->nfetched), &row,
-                      &eb) != EXW_OK) {
-        run_set_outcome(r, OUT_FAILED, "invalid_job", "%s", eb.msg);
-        return EXW_EJSON;
-    }
-    r->fetched[r->nfetched++] = row;
-    return EXW_OK;
-}
-
-/* Reads the next chunk of the rows_key list. Returns 0 on an error (the
- * outcome is then set). */
-static int fetch_rows(struct run *r)
-{
-    const struct exw_config *cfg = r->w->cfg;
-    struct exw_redis *rd = exw_conn_get(r->conn);
-    struct exw_errbuf eb;
-    long long too_long = -1;
-    exw_err rc;
-
-    r->nfetched = 0;
-    r->fetch_pos = 0;
-    if (rd == NULL) {
-        run_set_outcome(r, OUT_LOST, NULL, "Redis unreachable while reading rows");
-        return 0;
-    }
-    rc = exw_queue_rows(rd, r->job->rows_key, r->rows_read, r->rows_read + FETCH_ROWS - 1,
-                        (size_t)cfg->max_row_bytes, keep_row, r, &too_long, &eb);
-    if (rc == EXW_ELIMIT) {
-        run_set_outcome(r, OUT_FAILED, "invalid_job",
-                        "rows_key: element %lld of %s is longer than EXPORT_MAX_ROW_BYTES "
-                        "(%ld bytes): %s",
-                        too_long, r->job->rows_key, cfg->max_row_bytes, eb.msg);
-        return 0;
-    }
-    if (rc == EXW_EREDIS || rc == EXW_EAGAIN) {
-        run_set_outcome(r, OUT_LOST, NULL, "reading %s: %s", r->job->rows_key, eb.msg);
-        return 0;
-    }
-    if (rc != EXW_OK) { /* keep_row already decided, or Redis refused the read */
-        run_set_outcome(r, OUT_FAILED, "invalid_job", "rows_key: %s cannot be read (%s)",
-                        r->job->rows_key, eb.msg);
-        return 0;
-    }
-    if (r->nfetched == 0) {
-        run_set_outcome(r, OUT_FAILED, "invalid_job",
-                        "rows_key: the list %s ended after %lld of %lld rows (it changed while "
-                        "the job ran)",
-                        r->job->rows_key, r->rows_read, r->rows_total);
-        return 0;
-    }
-    return 1;
-}
 
 /* The next row in order, owned by the caller, from the document or from
  * rows_key. Returns 0 at the end or on an error (then the outcome is set). */
@@ -120,10 +60,8 @@ static int next_row(struct run *r, const struct exw_row **row, struct exw_row **
         r->rows_read++;
         return 1;
     }
-    if (r->fetch_pos == r->nfetched && !fetch_rows(r))
+    if (!rows_reader_next(r->reader, r, owned))
         return 0;
-    *owned = r->fetched[r->fetch_pos];
-    r->fetched[r->fetch_pos++] = NULL;
     *row = *owned;
     r->rows_read++;
     return 1;
@@ -257,7 +195,6 @@ static void write_rows(struct run *r)
 
     r->wcap = (size_t)cfg->batch_rows;
     r->window = exw_xcalloc(r->wcap, sizeof(*r->window));
-    r->fetched = exw_xcalloc(FETCH_ROWS, sizeof(*r->fetched));
     r->cells = exw_xcalloc(r->job->ncolumns, sizeof(*r->cells));
     if (!open_file(r))
         return;
@@ -279,6 +216,10 @@ static void write_rows(struct run *r)
                       (uint32_t)cfg->max_sheet_rows, &r->xlsx, &eb) != EXW_OK) {
         run_set_outcome(r, OUT_FAILED, "internal", "cannot create the workbook in %s: %s",
                         cfg->tmpdir, eb.msg);
+        return;
+    }
+    if (r->job->rows_key != NULL && (r->reader = rows_reader_start(r)) == NULL) {
+        run_set_outcome(r, OUT_LOST, NULL, "cannot start a thread to read %s", r->job->rows_key);
         return;
     }
     while (r->outcome == OUT_NONE && r->rows_written < r->rows_total) {
@@ -463,8 +404,6 @@ void run_workbook(struct run *r)
 
 void run_workbook_cleanup(struct run *r)
 {
-    size_t i;
-
     /* An abandoned workbook is dropped unpacked. */
     exw_xlsx_discard(r->xlsx);
     r->xlsx = NULL;
@@ -488,9 +427,8 @@ void run_workbook_cleanup(struct run *r)
     r->fd = -1;
     while (r->wcount > 0)
         pop_window(r);
-    for (i = r->fetch_pos; i < r->nfetched; i++)
-        exw_row_free(r->fetched[i]);
-    free(r->fetched);
+    rows_reader_stop(r->reader);
+    r->reader = NULL;
     free(r->window);
     free(r->cells);
 }
