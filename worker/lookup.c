@@ -57,7 +57,9 @@ struct lookups {
     atomic_llong requests;
     atomic_llong reached; /* keys with at least one request sent */
     struct exw_mutex mu;
-    pthread_cond_t changed; /* an entry finished */
+    pthread_cond_t changed; /* the entry awaited finished, or the last one in flight */
+    const struct lookup_entry *awaited; /* guarded by mu: what the job's thread waits for */
+    int await_all;                      /* guarded by mu: it waits for every one in flight */
     /* The job thread's: */
     struct lookup_store *store;
     struct lookup_entry *oldest, *newest; /* the cache, oldest first */
@@ -282,7 +284,10 @@ static void lookup_done(struct exw_task *task, exw_err rc)
     }
     l->done++;
     l->inflight--;
-    pthread_cond_broadcast(&l->changed);
+    /* Only the job's thread waits, and only for one entry (or for all): a
+     * wake-up for every other entry would cost it a context switch per key. */
+    if (l->awaited == e || (l->await_all && l->inflight == 0))
+        pthread_cond_signal(&l->changed);
     exw_mutex_unlock(&l->mu);
 }
 
@@ -333,6 +338,7 @@ void exw_lookups_free(struct lookups *l)
         return;
     exw_lookups_abort(l);
     exw_mutex_lock(&l->mu);
+    l->await_all = 1;
     while (l->inflight > 0)
         pthread_cond_wait(&l->changed, &l->mu.m);
     exw_mutex_unlock(&l->mu);
@@ -508,10 +514,12 @@ int exw_lookups_wait(struct lookups *l, struct lookup_entry *e, int64_t wait_ms,
     int done;
 
     exw_mutex_lock(&l->mu);
+    l->awaited = e;
     while (e->state == ENTRY_PENDING && wait_ms > 0) {
         if (pthread_cond_timedwait(&l->changed, &l->mu.m, &until) != 0)
             break;
     }
+    l->awaited = NULL;
     done = e->state != ENTRY_PENDING;
     exw_mutex_unlock(&l->mu);
     *cells = done ? e->cells : NULL;

@@ -419,6 +419,23 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
+/* Submits @first, which holds the pool's only thread at @gate, and waits
+ * until that thread is inside it. */
+static void hold_only_thread(struct exw_pool *p, struct gate *gate, struct gate_task *first)
+{
+    first->task.run = gate_run;
+    first->task.done = gate_done;
+    first->gate = gate;
+    atomic_init(&first->runs, 0);
+    atomic_init(&first->dones, 0);
+    atomic_init(&first->done_rc, -1);
+    assert_int_equal(exw_pool_submit(p, NULL, &first->task), EXW_OK);
+    pthread_mutex_lock(&gate->mu);
+    while (!gate->entered)
+        pthread_cond_wait(&gate->cond, &gate->mu);
+    pthread_mutex_unlock(&gate->mu);
+}
+
 static void test_shutdown_drops_queued(void **state)
 {
     enum { QUEUED = 6 };
@@ -435,19 +452,7 @@ static void test_shutdown_drops_queued(void **state)
     (void)state;
     life_init(&life, -1);
     assert_int_equal(exw_pool_new(1, ctx_init, ctx_fini, &life, &p, NULL), EXW_OK);
-    first.task.run = gate_run;
-    first.task.done = gate_done;
-    first.gate = &gate;
-    atomic_init(&first.runs, 0);
-    atomic_init(&first.dones, 0);
-    atomic_init(&first.done_rc, -1);
-    assert_int_equal(exw_pool_submit(p, NULL, &first.task), EXW_OK);
-
-    /* Wait until the only thread is inside the first task. */
-    pthread_mutex_lock(&gate.mu);
-    while (!gate.entered)
-        pthread_cond_wait(&gate.cond, &gate.mu);
-    pthread_mutex_unlock(&gate.mu);
+    hold_only_thread(p, &gate, &first);
 
     memset(queued, 0, sizeof(queued));
     for (i = 0; i < QUEUED; i++) {
@@ -534,17 +539,7 @@ static void test_round_robin(void **state)
     (void)state;
     tally_init(&tally);
     assert_int_equal(exw_pool_new(1, NULL, NULL, NULL, &p, NULL), EXW_OK);
-    first.task.run = gate_run;
-    first.task.done = gate_done;
-    first.gate = &gate;
-    atomic_init(&first.runs, 0);
-    atomic_init(&first.dones, 0);
-    atomic_init(&first.done_rc, -1);
-    assert_int_equal(exw_pool_submit(p, NULL, &first.task), EXW_OK);
-    pthread_mutex_lock(&gate.mu);
-    while (!gate.entered)
-        pthread_cond_wait(&gate.cond, &gate.mu);
-    pthread_mutex_unlock(&gate.mu);
+    hold_only_thread(p, &gate, &first);
 
     /* While the only thread is held: a big job's six tasks, then a small
      * job's two, then one without a queue. */
