@@ -41,8 +41,8 @@ exw_err exw_queue_take(struct exw_redis *rd, double timeout_s, char **doc, size_
     return rc;
 }
 
-exw_err exw_queue_orphan(struct exw_redis *rd, const char (*held)[41], size_t nheld, char **doc,
-                         size_t *len, struct exw_errbuf *eb)
+exw_err exw_queue_orphan(struct exw_redis *rd, const char (*held)[41], size_t nheld, int routine,
+                         char **doc, size_t *len, struct exw_errbuf *eb)
 {
     char *processing = exw_key(exw_redis_prefix(rd), "processing", exw_redis_worker(rd));
     struct exw_reply *r = NULL;
@@ -55,6 +55,7 @@ exw_err exw_queue_orphan(struct exw_redis *rd, const char (*held)[41], size_t nh
     exw_cmd_init(&c);
     exw_cmd_script(&c, &exw_lua_orphan, 1);
     exw_cmd_add(&c, processing);
+    exw_cmd_add(&c, routine ? "1" : "0");
     for (i = 0; i < nheld; i++)
         exw_cmd_add(&c, held[i]);
     rc = exw_redis_run(rd, &c, "orphan", &r, eb);

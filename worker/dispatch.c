@@ -53,6 +53,7 @@ enum adoption {
 struct dispatch {
     struct worker *w;
     int adopt;       /* look for orphans before the next take */
+    int routine;     /* that look is only the periodic one: cheap when all is held */
     int alone;       /* hand out one job at a time, with every slot idle */
     int64_t backoff; /* wait before the next take or adoption */
     int64_t next_adopt;
@@ -330,7 +331,7 @@ static enum adoption adopt(struct dispatch *d, struct slot *s)
     exw_mutex_unlock(&w->mu);
     if (rd == NULL)
         goto out;
-    switch (exw_queue_orphan(rd, (const char(*)[41])held, nheld, &doc, &len, &eb)) {
+    switch (exw_queue_orphan(rd, (const char(*)[41])held, nheld, d->routine, &doc, &len, &eb)) {
     case EXW_OK:
         if (doc == NULL) {
             res = ADOPT_NONE;
@@ -407,11 +408,15 @@ void exw_dispatch(struct worker *w)
         if (s == NULL || !exw_dispatch_wait_lease(w))
             break;
         if (exw_mono_ms() >= d.next_adopt) {
+            d.routine = !d.adopt;
             d.adopt = 1;
             d.next_adopt = exw_mono_ms() + ADOPT_EVERY_MS;
         }
         if (d.adopt) {
-            switch (adopt(&d, s)) {
+            enum adoption found = adopt(&d, s);
+
+            d.routine = 0; /* every look after this one is a full one */
+            switch (found) {
             case ADOPT_NONE:
                 d.adopt = d.alone = 0;
                 break; /* on to the queue */

@@ -28,9 +28,11 @@ EXW_MUST_CHECK exw_err exw_queue_take(struct exw_redis *rd, double timeout_s, ch
  * of the @nheld documents its job threads hold (given by their SHA-1, from
  * exw_sha1_hex), or NULL (*@doc, caller frees) when there is none: a job
  * whose take reply was lost, or whose end could not be recorded. With
- * @nheld 0, simply the oldest. */
+ * @nheld 0, simply the oldest. A @routine look (not after a failure) hashes
+ * nothing while the list holds no more documents than the threads do. */
 EXW_MUST_CHECK exw_err exw_queue_orphan(struct exw_redis *rd, const char (*held)[41], size_t nheld,
-                                        char **doc, size_t *len, struct exw_errbuf *eb);
+                                        int routine, char **doc, size_t *len,
+                                        struct exw_errbuf *eb);
 
 /* Puts a job started here as attempt @attempt back at the end of P:queue taken
  * next, unfinished (shutdown): its state is queued again, that start is not
