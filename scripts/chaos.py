@@ -97,6 +97,7 @@ class Chaos:
             "EXPORT_WORKER_ID": wid,
             "EXPORT_HEARTBEAT_TTL_MS": str(self.a.ttl_ms),
             "EXPORT_POOL_SIZE": "8",
+            "EXPORT_CONCURRENCY": str(self.a.concurrency),
             "EXPORT_MAX_ATTEMPTS": str(self.a.max_attempts),
             "EXPORT_SHUTDOWN_GRACE": "2",
             "EXPORT_SERVICE_TETHER_URL": self.a.mock_url + "/contract/?sn={key}",
@@ -407,6 +408,8 @@ def main():
     p.add_argument("--jobs", type=int, default=1000,
                    help="jobs enqueued, spread over the run (default 1000)")
     p.add_argument("--restarts", type=int, default=3, help="Redis restarts (default 3)")
+    p.add_argument("--concurrency", type=int, default=1,
+                   help="EXPORT_CONCURRENCY of each worker (default 1)")
     p.add_argument("--ttl-ms", type=int, default=2000, help="EXPORT_HEARTBEAT_TTL_MS (2000)")
     p.add_argument("--max-attempts", type=int, default=3, help="EXPORT_MAX_ATTEMPTS (3)")
     p.add_argument("--kill-min", type=float, default=1.5, help="seconds between kills, min")

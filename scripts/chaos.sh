@@ -2,7 +2,8 @@
 # chaos.sh: a bounded chaos run of export-worker on this host (loopback only).
 #
 #   scripts/chaos.sh [--seconds N] [--workers N] [--jobs N] [--restarts N]
-#                    [--proxied F] [--drop-rate P] [--seed N] [--build-dir DIR]
+#                    [--concurrency N] [--proxied F] [--drop-rate P] [--seed N]
+#                    [--build-dir DIR]
 #
 # Starts a redis-server of its own (AOF, appendfsync always), the mock lookup
 # service with some faults (500s, hangs, dropped connections) and N workers
@@ -46,8 +47,8 @@ while [[ $# -gt 0 ]]; do
         args+=(--seed "$2")
         shift
         ;;
-    --seconds | --workers | --jobs | --restarts | --ttl-ms | --max-attempts | --drain | \
-        --kill-min | --kill-max | --proxied | --drop-rate)
+    --seconds | --workers | --jobs | --restarts | --concurrency | --ttl-ms | --max-attempts | \
+        --drain | --kill-min | --kill-max | --proxied | --drop-rate)
         [[ $# -ge 2 ]] || { usage >&2; exit 64; }
         args+=("$1" "$2")
         shift
