@@ -57,7 +57,7 @@ struct lookups {
     atomic_llong requests;
     atomic_llong reached; /* keys with at least one request sent */
     struct exw_mutex mu;
-    pthread_cond_t changed; /* the entry awaited finished, or the last one in flight */
+    pthread_cond_t changed;             /* the entry awaited finished, or the last one in flight */
     const struct lookup_entry *awaited; /* guarded by mu: what the job's thread waits for */
     int await_all;                      /* guarded by mu: it waits for every one in flight */
     /* The job thread's: */
