@@ -192,6 +192,7 @@ static void write_rows(struct run *r)
     const struct exw_config *cfg = r->w->cfg;
     struct exw_errbuf eb;
     long long written_at_check = -1;
+    int64_t check_at = 0;
 
     r->wcap = (size_t)cfg->batch_rows;
     r->window = exw_xcalloc(r->wcap, sizeof(*r->window));
@@ -229,10 +230,13 @@ static void write_rows(struct run *r)
         /* Write every row that is ready; wait a little on one that is not. */
         while (r->wcount > 0 && r->outcome == OUT_NONE && write_head(r, 0))
             ;
-        if (r->outcome == OUT_NONE && r->wcount > 0 && !write_head(r, WAIT_STEP_MS))
-            run_check(r, 0);
-        else if (r->rows_written - written_at_check >= 1024) {
+        /* Checked after every wait that ran out, and otherwise every 1,024
+         * rows or WAIT_STEP_MS, whichever comes first: rows that trickle in
+         * just within each wait must not hold off progress and a cancel. */
+        if ((r->outcome == OUT_NONE && r->wcount > 0 && !write_head(r, WAIT_STEP_MS)) ||
+            r->rows_written - written_at_check >= 1024 || exw_mono_ms() >= check_at) {
             written_at_check = r->rows_written;
+            check_at = exw_mono_ms() + WAIT_STEP_MS;
             run_check(r, 0);
         }
     }
