@@ -352,27 +352,39 @@ static void test_spill_round_trip(void **state)
     exw_lookup_store_free(s);
 }
 
+/* Adds keys "0", "1", ... and spills @len bytes of @blob for each until a
+ * spill fails (at most 100); *@id is the last key's. Returns the last result. */
+static exw_err spill_until_failure(struct lookup_store *s, const char *blob, size_t len,
+                                   uint32_t *id, struct exw_errbuf *eb)
+{
+    exw_err rc = EXW_OK;
+    uint32_t i;
+
+    for (i = 0; i < 100 && rc == EXW_OK; i++) {
+        struct lookup_fp fp;
+        char key[16];
+
+        snprintf(key, sizeof(key), "%u", i);
+        exw_lookup_store_fp(s, key, &fp);
+        *id = exw_lookup_store_add(s, &fp, fake_live(i));
+        rc = exw_lookup_store_spill(s, *id, blob, len, eb);
+    }
+    return rc;
+}
+
 /* A spill file that cannot be made fails, and the key stays live. */
 static void test_spill_no_dir(void **state)
 {
     struct lookup_store *s = exw_lookup_store_new("/nonexistent/exw-lookups-test");
     struct exw_errbuf eb = {{0}};
-    struct lookup_fp fp;
     char blob[4096];
-    uint32_t id = 0, i;
-    exw_err rc = EXW_OK;
+    uint32_t id = 0;
+    exw_err rc;
 
     (void)state;
     memset(blob, 'x', sizeof(blob));
     /* The file is made when the buffer first fills. */
-    for (i = 0; i < 100 && rc == EXW_OK; i++) {
-        char key[16];
-
-        snprintf(key, sizeof(key), "%u", i);
-        exw_lookup_store_fp(s, key, &fp);
-        id = exw_lookup_store_add(s, &fp, fake_live(i));
-        rc = exw_lookup_store_spill(s, id, blob, sizeof(blob), &eb);
-    }
+    rc = spill_until_failure(s, blob, sizeof(blob), &id, &eb);
     assert_int_equal(rc, EXW_EXLSX);
     assert_non_null(strstr(eb.msg, "/nonexistent/exw-lookups-test"));
     assert_non_null(strstr(eb.msg, "cannot be made"));
@@ -397,10 +409,9 @@ static void test_spill_write_fails(void **state)
     struct lookup_store *s = exw_lookup_store_new(tmpdir);
     struct rlimit old, small;
     struct exw_errbuf eb = {{0}};
-    struct lookup_fp fp;
     char blob[4096];
-    uint32_t id = 0, i;
-    exw_err rc = EXW_OK;
+    uint32_t id = 0;
+    exw_err rc;
     void (*was)(int);
 
     (void)state;
@@ -410,14 +421,7 @@ static void test_spill_write_fails(void **state)
     small.rlim_cur = 1000;
     was = signal(SIGXFSZ, SIG_IGN);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
-    for (i = 0; i < 100 && rc == EXW_OK; i++) {
-        char key[16];
-
-        snprintf(key, sizeof(key), "%u", i);
-        exw_lookup_store_fp(s, key, &fp);
-        id = exw_lookup_store_add(s, &fp, fake_live(i));
-        rc = exw_lookup_store_spill(s, id, blob, sizeof(blob), &eb);
-    }
+    rc = spill_until_failure(s, blob, sizeof(blob), &id, &eb);
     assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
     signal(SIGXFSZ, was);
     assert_int_equal(rc, EXW_EXLSX);
