@@ -23,6 +23,14 @@ int64_t exw_mono_ms(void)
     return fn != NULL ? fn() : ms_of(CLOCK_MONOTONIC);
 }
 
+int64_t exw_mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 void exw_clock_set_mono(int64_t (*fn)(void)) { atomic_store(&mono_hook, fn); }
 
 void exw_sleep_ms(int64_t ms)

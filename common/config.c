@@ -18,12 +18,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -105,6 +107,7 @@ static int check_prefix(const char *value, char *why, size_t why_size);
 static int check_worker_id(const char *value, char *why, size_t why_size);
 static int check_tmpdir(const char *value, char *why, size_t why_size);
 static int check_ca_file(const char *value, char *why, size_t why_size);
+static int check_metrics_addr(const char *value, char *why, size_t why_size);
 static char *default_worker_id(char **envp);
 static char *default_tmpdir(char **envp);
 
@@ -191,6 +194,15 @@ static const struct setting settings[] = {
     {ENUM_SETTING("EXPORT_LOG_LEVEL", "--log-level", "LEVEL", log_level, "info", log_levels),
      .help = "Least severe level written."},
 
+    {STRING_SETTING("EXPORT_METRICS_ADDR", "--metrics-addr", "HOST:PORT", metrics_addr, NULL, 3,
+                    300),
+     .check = check_metrics_addr, .shown_default = "unset (no endpoint)", .heading = "Monitoring",
+     .help = "Where to serve GET /metrics (Prometheus text format) and GET /healthz\n"
+             "(200 while Redis answers and the worker's threads run, else 503 and\n"
+             "why): HOST:PORT, an IPv6 HOST in brackets ([::1]:9100), 0.0.0.0 for\n"
+             "every interface; port 0 takes a free one, named in the log. There is\n"
+             "no authentication: bind to a private address."},
+
     {INT_SETTING("EXPORT_POOL_SIZE", "--pool-size", "N", pool_size, 32, 1, 1024),
      .heading = "Lookup services",
      .help = "Lookup threads, shared by all jobs, fixed for the worker's life."},
@@ -264,6 +276,30 @@ static int check_ca_file(const char *value, char *why, size_t why_size)
         return -1;
     }
     fclose(f);
+    return 0;
+}
+
+/* HOST:PORT whose host resolves, so that a typo stops the worker at start. */
+static int check_metrics_addr(const char *value, char *why, size_t why_size)
+{
+    char host[256], shown[EXW_SETTING_SHOW_MAX];
+    struct addrinfo hints, *res = NULL;
+    long port;
+    int rc;
+
+    if (exw_setting_host_port(value, host, sizeof(host), &port, why, why_size) != 0)
+        return -1;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0) {
+        snprintf(why, why_size, "cannot resolve the host %s: %s",
+                 exw_setting_show(host, strlen(host), shown, sizeof(shown)), gai_strerror(rc));
+        return -1;
+    }
+    freeaddrinfo(res);
     return 0;
 }
 
@@ -574,6 +610,7 @@ void exw_config_cleanup(struct exw_config *c)
     free(c->worker_id);
     free(c->tmpdir);
     free(c->tls_ca_file);
+    free(c->metrics_addr);
     exw_services_cleanup(c->services, c->nservices);
     memset(c, 0, sizeof(*c));
 }

@@ -5,6 +5,7 @@
 #include "exw/http.h"
 
 #include <curl/curl.h>
+#include "exw/clock.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ void exw_http_free(struct exw_http *h)
 void exw_http_response_init(struct exw_http_response *r, size_t max_body)
 {
     r->sent = 0;
+    r->last_sent_us = 0;
     r->status = 0;
     r->retry_after_s = -1;
     exw_buf_init(&r->body, max_body);
@@ -107,8 +109,10 @@ static int on_debug(CURL *c, curl_infotype type, char *data, size_t size, void *
     struct transfer *tr = ud;
 
     (void)c;
-    if (type == CURLINFO_HEADER_OUT && size >= 4 && memcmp(data, "GET ", 4) == 0)
+    if (type == CURLINFO_HEADER_OUT && size >= 4 && memcmp(data, "GET ", 4) == 0) {
         tr->resp->sent++;
+        tr->resp->last_sent_us = exw_mono_us();
+    }
     return 0;
 }
 
@@ -160,6 +164,7 @@ exw_err exw_http_get(struct exw_http *h, const struct exw_http_request *req,
     resp->status = 0;
     resp->retry_after_s = -1;
     resp->sent = 0;
+    resp->last_sent_us = 0;
     exw_buf_reset(&resp->body);
     curl_easy_reset(c);
     h->errbuf[0] = '\0';
@@ -215,11 +220,10 @@ exw_err exw_http_get(struct exw_http *h, const struct exw_http_request *req,
         tr.over_cap = 1;
         cc = CURLE_WRITE_ERROR;
     }
-    if (cc != CURLE_OK) {
-        rc = map_curl_error(cc, &tr, h->errbuf, eb);
-        goto out;
-    }
+    /* The status, also of a transfer that failed after it (0 when none came). */
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+    if (cc != CURLE_OK)
+        rc = map_curl_error(cc, &tr, h->errbuf, eb);
 out:
     /* The header list and the auth value are freed at once: the secret does not
      * outlive the request in our memory. */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "exw/buf.h"
+#include "exw/config.h"
 #include "exw/json.h"
 
 #define MAX_NAME_BYTES 255
@@ -31,6 +32,16 @@ void exw_limits_default(struct exw_limits *l)
     l->max_header_chars = 255;
     l->max_string_chars = EXW_EXCEL_MAX_STRING;
     l->max_depth = 32;
+}
+
+void exw_limits_of_config(struct exw_limits *l, const struct exw_config *c)
+{
+    exw_limits_default(l);
+    l->max_job_bytes = (size_t)c->max_job_bytes;
+    l->max_rows = (size_t)c->max_rows;
+    l->max_columns = (size_t)c->max_columns;
+    l->max_header_chars = (size_t)c->max_header_chars;
+    l->max_string_chars = (size_t)c->max_string_chars;
 }
 
 static const char *const type_names[] = {

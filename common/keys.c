@@ -49,3 +49,14 @@ int exw_key_rows_allowed(const char *prefix, const char *key)
     }
     return 1;
 }
+
+int exw_key_rows_check(const char *prefix, const char *key, struct exw_errbuf *eb)
+{
+    if (exw_key_rows_allowed(prefix, key))
+        return 1;
+    exw_errbuf_set(eb, EXW_EJSON,
+                   "rows_key: %s is one of the worker's own keys; name a list of your own "
+                   "under %s:",
+                   key, prefix);
+    return 0;
+}

@@ -147,6 +147,20 @@ exw_err exw_queue_release_own(struct exw_redis *rd, long long *moved, struct exw
     return rc;
 }
 
+exw_err exw_queue_length(struct exw_redis *rd, long long *out, struct exw_errbuf *eb)
+{
+    char *queue = exw_key(exw_redis_prefix(rd), "queue", NULL);
+    struct exw_cmd c;
+    exw_err rc;
+
+    exw_cmd_init(&c);
+    exw_cmd_add(&c, "LLEN");
+    exw_cmd_add(&c, queue);
+    rc = exw_redis_run_int(rd, &c, "LLEN", out, eb);
+    free(queue);
+    return rc;
+}
+
 exw_err exw_queue_rows_len(struct exw_redis *rd, const char *key, long long *out,
                            struct exw_errbuf *eb)
 {

@@ -6,7 +6,9 @@
  * the error's kind), never by the rest of their text. */
 #include "exw/redis.h"
 
+#include <errno.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,6 +316,40 @@ exw_err exw_redis_config_get(struct exw_redis *rd, const char *name, char *out, 
     }
     exw_reply_free(r);
     return rc;
+}
+
+exw_err exw_redis_next_message(struct exw_redis *rd, long timeout_ms, struct exw_reply **out,
+                               struct exw_errbuf *eb)
+{
+    void *r = NULL;
+    struct pollfd pfd;
+    exw_err rc;
+    int n;
+
+    *out = NULL;
+    if (rd->broken)
+        return exw_errbuf_set(eb, EXW_EREDIS, "waiting for a message: connection broken");
+    /* A message may be read already, behind the one before it. */
+    if (redisGetReplyFromReader(rd->c, &r) != REDIS_OK)
+        return check_reply(rd, NULL, "waiting for a message", eb);
+    if (r == NULL) {
+        /* hiredis's own timeout would break the connection: wait here. */
+        pfd.fd = rd->c->fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        n = poll(&pfd, 1, timeout_ms < 0 ? 0 : (int)timeout_ms);
+        if (n == 0 || (n < 0 && errno == EINTR))
+            return EXW_OK;
+        if (redisGetReply(rd->c, &r) != REDIS_OK)
+            return check_reply(rd, NULL, "waiting for a message", eb);
+    }
+    rc = check_reply(rd, r, "waiting for a message", eb);
+    if (rc != EXW_OK) {
+        freeReplyObject(r);
+        return rc;
+    }
+    *out = wrap(r);
+    return EXW_OK;
 }
 
 /* ---- Replies ---- */

@@ -400,3 +400,16 @@ const struct exw_service *exw_config_service(const struct exw_config *c, const c
     }
     return NULL;
 }
+
+const struct exw_service *exw_service_for_job(const struct exw_config *c, const char *name,
+                                              struct exw_errbuf *eb)
+{
+    const struct exw_service *svc = exw_config_service(c, name);
+
+    if (svc == NULL)
+        exw_errbuf_set(eb, EXW_EJSON,
+                       "lookup.service: no lookup service \"%.64s\" is configured on this "
+                       "worker (EXPORT_SERVICE_<NAME>_URL)",
+                       name);
+    return svc;
+}

@@ -100,3 +100,50 @@ void exw_setting_free_secret(char *s)
         *p++ = '\0';
     free(s);
 }
+
+int exw_setting_host_port(const char *s, char *host, size_t host_size, long *port, char *why,
+                          size_t why_size)
+{
+    char shown[EXW_SETTING_SHOW_MAX];
+    const char *colon = strrchr(s, ':');
+    const char *h = s, *digits;
+    size_t hlen;
+    char *end;
+
+    exw_setting_show(s, strlen(s), shown, sizeof(shown));
+    if (colon == NULL) {
+        snprintf(why, why_size, "must be HOST:PORT, e.g. 127.0.0.1:9100, got %s", shown);
+        return -1;
+    }
+    hlen = (size_t)(colon - s);
+    if (s[0] == '[') {
+        if (hlen < 2 || s[hlen - 1] != ']') {
+            snprintf(why, why_size, "must be [IPV6]:PORT, e.g. [::1]:9100, got %s", shown);
+            return -1;
+        }
+        h = s + 1;
+        hlen -= 2;
+    } else if (memchr(s, ':', hlen) != NULL) {
+        snprintf(why, why_size, "an IPv6 address needs brackets, e.g. [::1]:9100, got %s", shown);
+        return -1;
+    }
+    if (hlen == 0 || hlen >= host_size || exw_setting_has_space_or_control(s) ||
+        memchr(h, '[', hlen) != NULL || memchr(h, ']', hlen) != NULL) {
+        snprintf(why, why_size,
+                 "must be HOST:PORT with a host (0.0.0.0 for every interface), "
+                 "got %s",
+                 shown);
+        return -1;
+    }
+    digits = colon + 1;
+    errno = 0;
+    *port = strtol(digits, &end, 10);
+    if (digits[strspn(digits, EXW_SETTING_DIGITS)] != '\0' || *digits == '\0' || errno != 0 ||
+        *end != '\0' || *port < 0 || *port > 65535) {
+        snprintf(why, why_size, "the port must be 0 to 65535, got %s", shown);
+        return -1;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    return 0;
+}

@@ -6,10 +6,12 @@
 #include "exw/log.h"
 #include "worker.h"
 
-void exw_conn_init(struct conn *c, const struct exw_config *cfg, const char *who, long timeout_ms)
+void exw_conn_init(struct conn *c, const struct exw_config *cfg, struct exw_metrics *metrics,
+                   const char *who, long timeout_ms)
 {
     memset(c, 0, sizeof(*c));
     c->cfg = cfg;
+    c->metrics = metrics;
     c->who = who;
     c->timeout_ms = timeout_ms;
 }
@@ -32,6 +34,9 @@ struct exw_redis *exw_conn_get(struct conn *c)
     }
     if (c->down_logged)
         EXW_LOG(EXW_LOG_INFO, "Redis reachable again (%s connection)", c->who);
+    if (c->connected)
+        exw_metrics_add(c->metrics, EXW_COUNTER_REDIS_RECONNECTS, 1);
+    c->connected = 1;
     c->down_logged = 0;
     return c->rd;
 }

@@ -115,7 +115,9 @@ static void *slot_main(void *arg)
         alone = s->alone;
         s->doc = NULL;
         exw_mutex_unlock(&w->mu);
+        exw_metrics_gauge_add(w->metrics, EXW_GAUGE_JOBS_RUNNING, 1);
         res = oversized ? exw_run_oversized(s, taken_at) : run_taken(s, doc, len, taken_at, alone);
+        exw_metrics_gauge_add(w->metrics, EXW_GAUGE_JOBS_RUNNING, -1);
         exw_mutex_lock(&w->mu);
         s->held[0] = '\0';
         s->result = res;
@@ -166,7 +168,7 @@ exw_err exw_dispatch_start(struct worker *w, struct exw_errbuf *eb)
 
         s->w = w;
         s->idx = i;
-        exw_conn_init(&s->conn, w->cfg, "job", 5000);
+        exw_conn_init(&s->conn, w->cfg, w->metrics, "job", 5000);
         if (exw_cond_init_mono(&s->wake) != 0) {
             exw_conn_cleanup(&s->conn);
             stop_slots(w);
@@ -338,6 +340,7 @@ static enum adoption adopt(struct dispatch *d, struct slot *s)
             break;
         }
         EXW_LOG(EXW_LOG_WARN, "running a job found in this worker's own processing list");
+        exw_metrics_job(w->metrics, EXW_OUTCOME_REQUEUED, 1);
         hand_over(d, s, doc, len, taken_at);
         res = ADOPT_HANDED;
         break;
@@ -350,6 +353,7 @@ static enum adoption adopt(struct dispatch *d, struct slot *s)
         }
         EXW_LOG(EXW_LOG_WARN, "a job in this worker's own processing list is too large to read");
         d->alone = 1; /* nothing may run beside it: it is the oldest */
+        exw_metrics_job(w->metrics, EXW_OUTCOME_REQUEUED, 1);
         hand_over(d, s, NULL, 0, taken_at);
         res = ADOPT_HANDED;
         break;
@@ -440,6 +444,8 @@ void exw_dispatch(struct worker *w)
     stop_slots(w);
     /* Whatever is still in the own processing list goes back on the queue. */
     rd = exw_conn_get(&w->main);
-    if (rd != NULL && exw_queue_release_own(rd, &moved, &eb) == EXW_OK && moved > 0)
+    if (rd != NULL && exw_queue_release_own(rd, &moved, &eb) == EXW_OK && moved > 0) {
         EXW_LOG(EXW_LOG_WARN, "put %lld unfinished job(s) of this worker back on the queue", moved);
+        exw_metrics_job(w->metrics, EXW_OUTCOME_REQUEUED, moved);
+    }
 }

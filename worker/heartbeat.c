@@ -68,7 +68,7 @@ static void running_jobs_locked(struct worker *w, char *jobs, char *job) EXW_REQ
     }
 }
 
-/* One renewal. Returns 1 on success. */
+/* One renewal. Returns 1 on success, and then notes the time for /healthz. */
 static int beat(struct worker *w, struct exw_redis *rd, char *jobs)
 {
     struct exw_beat b;
@@ -94,20 +94,39 @@ static int beat(struct worker *w, struct exw_redis *rd, char *jobs)
     else
         exw_lease_failed(&w->lease, exw_mono_ms());
     exw_mutex_unlock(&w->mu);
+    if (ok)
+        atomic_store(&w->redis_ok_at, exw_mono_ms());
     return ok;
 }
 
 /* Every live worker looks for dead ones at each beat; the script is atomic, so
  * they need no lock between them. */
-static void recover(struct exw_redis *rd)
+static void recover(struct worker *w, struct exw_redis *rd)
 {
     struct exw_errbuf eb;
     long long moved = 0;
 
-    if (exw_queue_recover(rd, &moved, &eb) != EXW_OK)
+    if (exw_queue_recover(rd, &moved, &eb) != EXW_OK) {
         EXW_LOG(EXW_LOG_WARN, "looking for dead workers failed: %s", eb.msg);
-    else if (moved > 0)
+    } else if (moved > 0) {
         EXW_LOG(EXW_LOG_WARN, "put %lld job(s) of dead workers back on the queue", moved);
+        exw_metrics_job(w->metrics, EXW_OUTCOME_REQUEUED, moved);
+    }
+}
+
+/* The queue's length for export_queue_length, read here so that a scrape
+ * never waits for Redis; only when metrics are served. */
+static void read_queue_length(struct worker *w, struct exw_redis *rd)
+{
+    struct exw_errbuf eb;
+    long long n = 0;
+
+    if (w->cfg->metrics_addr == NULL)
+        return;
+    if (exw_queue_length(rd, &n, &eb) == EXW_OK)
+        exw_metrics_gauge_set(w->metrics, EXW_GAUGE_QUEUE_LENGTH, n);
+    else
+        EXW_LOG(EXW_LOG_DEBUG, "reading the queue's length failed: %s", eb.msg);
 }
 
 static void *heartbeat_main(void *arg)
@@ -122,20 +141,23 @@ static void *heartbeat_main(void *arg)
     char *jobs = exw_xcalloc((size_t)w->cfg->concurrency + 1, EXW_ID_MAX + 1);
 
     exw_log_set_thread("hb");
-    exw_conn_init(&conn, w->cfg, "heartbeat", 2000);
+    atomic_store(&w->hb_state, HB_RUNNING);
+    exw_conn_init(&conn, w->cfg, w->metrics, "heartbeat", 2000);
     exw_mutex_lock(&hb->mu);
     while (!hb->stopping) {
         struct timespec until;
         struct exw_redis *rd;
 
         exw_mutex_unlock(&hb->mu);
+        atomic_store(&w->hb_tick_at, exw_mono_ms());
         rd = exw_conn_get(&conn);
         if (beat(w, rd, jobs)) {
             if (failing)
                 EXW_LOG(EXW_LOG_INFO, "heartbeat renewed again");
             failing = 0;
             lapsed_logged = 0;
-            recover(rd);
+            recover(w, rd);
+            read_queue_length(w, rd);
         } else {
             if (!failing)
                 EXW_LOG(EXW_LOG_WARN, "heartbeat renewal failed; retrying");
@@ -160,6 +182,7 @@ static void *heartbeat_main(void *arg)
     }
     exw_conn_cleanup(&conn);
     free(jobs);
+    atomic_store(&w->hb_state, HB_EXITED);
     return NULL;
 }
 

@@ -10,7 +10,12 @@
  * row naming its key reads it back, finished, with no second request. So a
  * job holds in memory its window, the cache and about 30 bytes per distinct
  * key, whatever its length. Retries, backoff and the job's deadline are
- * handled here, on the pool thread that owns the request. */
+ * handled here, on the pool thread that owns the request.
+ *
+ * Metrics: each HTTP request is counted (by service and code, with its time)
+ * on the pool thread as it ends, and the pool's busy threads around each
+ * task; keys and their errors are counted by the runner as the job ends, with
+ * P:stats (exw_lookups_counts). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +43,7 @@ struct lookup_entry {
     char *key;
     struct exw_cell *cells;             /* ENTRY_OK: nlookup_columns cells, owned */
     char *error;                        /* ENTRY_FAILED: why */
+    int reached;                        /* a request was sent for it */
     int state;                          /* guarded by owner->mu */
     uint32_t id;                        /* the key's id in the store */
     long refs;                          /* window rows that hold it */
@@ -50,13 +56,14 @@ struct lookups {
     struct exw_pool_queue queue; /* this job's turn in the pool */
     const struct exw_job *job;
     const struct exw_service *svc;
+    int service; /* svc's number in the configuration, for the metrics; -1 if none */
     size_t max_response_bytes;
     const char *ca_file;
     int64_t deadline_ms;
     atomic_int abort;
-    atomic_llong requests;
-    atomic_llong reached; /* keys with at least one request sent */
     struct exw_mutex mu;
+    long long requests;                 /* guarded by mu: HTTP requests, counted as they go out */
+    long long reached;                  /* guarded by mu: keys with at least one request sent */
     pthread_cond_t changed;             /* the entry awaited finished, or the last one in flight */
     const struct lookup_entry *awaited; /* guarded by mu: what the job's thread waits for */
     int await_all;                      /* guarded by mu: it waits for every one in flight */
@@ -71,12 +78,14 @@ struct lookups {
     long long total;       /* entries made (job thread only) */
     long long done;        /* guarded by mu */
     long long failed;      /* guarded by mu */
+    long long errors;      /* guarded by mu: of the failed, those with a request sent */
     long long inflight;    /* guarded by mu: submitted, done callback not yet run */
     char first_error[300]; /* guarded by mu */
 };
 
 struct lookup_thread {
     struct exw_http *http;
+    struct exw_metrics *metrics; /* the pool's user data; may be NULL */
     uint64_t rng;
 };
 
@@ -86,7 +95,7 @@ void *exw_lookup_thread_init(unsigned idx, void *ud)
     struct exw_errbuf eb;
     char name[16];
 
-    (void)ud;
+    t->metrics = ud;
     snprintf(name, sizeof(name), "w%u", idx);
     exw_log_set_thread(name);
     if (exw_http_new(&t->http, &eb) != EXW_OK) {
@@ -98,6 +107,7 @@ void *exw_lookup_thread_init(unsigned idx, void *ud)
              (uint64_t)(uintptr_t)t;
     if (t->rng == 0)
         t->rng = 1;
+    exw_metrics_gauge_add(t->metrics, EXW_GAUGE_POOL_THREADS, 1);
     return t;
 }
 
@@ -106,6 +116,7 @@ void exw_lookup_thread_fini(void *ctx, void *ud)
     struct lookup_thread *t = ctx;
 
     (void)ud;
+    exw_metrics_gauge_add(t->metrics, EXW_GAUGE_POOL_THREADS, -1);
     exw_http_free(t->http);
     free(t);
 }
@@ -155,6 +166,67 @@ static void fail_entry(struct lookup_entry *e, const char *fmt, ...)
     e->error = exw_xstrdup(msg);
 }
 
+/* The code label of a request that ended with @rc and @resp. */
+static int request_code(exw_err rc, const struct exw_http_response *resp)
+{
+    switch (rc) {
+    case EXW_OK:
+        return (int)resp->status;
+    case EXW_ETIMEOUT:
+        return EXW_CODE_TIMEOUT;
+    case EXW_EHTTP:
+        return EXW_CODE_CONNECT;
+    case EXW_ECANCELLED:
+        return EXW_CODE_ABORTED;
+    case EXW_ELIMIT: /* a body over the cap: an answer came, with its status */
+        return resp->status > 0 ? (int)resp->status : EXW_CODE_OTHER;
+    default:
+        return EXW_CODE_OTHER;
+    }
+}
+
+/* Counts the HTTP requests of one exw_http_get, begun at @began_us, as
+ * lookup_requests counts them: at least one, and curl's silent resend as one
+ * more. The sends before the last died unanswered on a kept-alive
+ * connection: each counts as connect, timed until the next went out. */
+static void count_requests(struct lookups *l, struct exw_metrics *m, exw_err rc,
+                           const struct exw_http_response *resp, int64_t began_us)
+{
+    int64_t now = exw_mono_us();
+    int i;
+
+    if (resp->sent > 1 && resp->last_sent_us >= began_us) {
+        int64_t each = (resp->last_sent_us - began_us) / (resp->sent - 1);
+
+        for (i = 0; i < resp->sent - 1; i++)
+            exw_metrics_request(m, l->service, EXW_CODE_CONNECT, each);
+        began_us = resp->last_sent_us;
+    }
+    exw_metrics_request(m, l->service, request_code(rc, resp), now - began_us);
+}
+
+/* Counts a request about to go out (and its key as reached on its @first),
+ * unless the job's outcome is decided: returns 0 then, and nothing may be
+ * sent. Under the lock the job's end reads the counts under, after it raised
+ * the abort flag: so every request sent is in the job's lookup_requests,
+ * also one still on the wire as the job ends. */
+static int count_attempt(struct lookups *l, struct lookup_entry *e, int first)
+{
+    int go;
+
+    exw_mutex_lock(&l->mu);
+    go = !atomic_load(&l->abort);
+    if (go) {
+        l->requests++;
+        if (first) {
+            l->reached++;
+            e->reached = 1;
+        }
+    }
+    exw_mutex_unlock(&l->mu);
+    return go;
+}
+
 static void run_lookup(struct exw_task *task, void *thread_ctx)
 {
     struct lookup_entry *e = (struct lookup_entry *)task;
@@ -166,6 +238,7 @@ static void run_lookup(struct exw_task *task, void *thread_ctx)
     char *url = NULL;
     long attempt;
 
+    exw_metrics_gauge_add(t->metrics, EXW_GAUGE_POOL_BUSY, 1);
     exw_http_response_init(&resp, l->max_response_bytes);
     if (exw_http_expand(svc->url, e->key, strlen(e->key), &url, &eb) != EXW_OK) {
         fail_entry(e, "%s", eb.msg);
@@ -185,7 +258,7 @@ static void run_lookup(struct exw_task *task, void *thread_ctx)
             .abort_fn = should_abort,
             .abort_ud = l,
         };
-        int64_t wait_ms;
+        int64_t wait_ms, began_us;
         long sent;
         exw_err rc;
 
@@ -197,13 +270,21 @@ static void run_lookup(struct exw_task *task, void *thread_ctx)
             fail_entry(e, "the job's time limit passed before the lookup finished");
             goto out;
         }
+        if (!count_attempt(l, e, attempt == 0)) {
+            fail_entry(e, "abandoned: the job's outcome was already decided");
+            goto out;
+        }
+        began_us = exw_mono_us();
         rc = exw_http_get(t->http, &req, &resp, &eb);
-        /* A refused connection is an attempt too; a silent resend by curl uses
-         * up one of ours. */
+        count_requests(l, t->metrics, rc, &resp, began_us);
+        /* A refused connection is an attempt too (counted above); a silent
+         * resend by curl is one more, and uses up one of ours. */
         sent = resp.sent > 0 ? resp.sent : 1;
-        atomic_fetch_add(&l->requests, sent);
-        if (attempt == 0)
-            atomic_fetch_add(&l->reached, 1);
+        if (sent > 1) {
+            exw_mutex_lock(&l->mu);
+            l->requests += sent - 1;
+            exw_mutex_unlock(&l->mu);
+        }
         attempt += sent - 1;
         if (rc == EXW_OK && resp.status == 200) {
             e->cells = exw_xcalloc(l->job->nlookup_columns ? l->job->nlookup_columns : 1,
@@ -255,6 +336,7 @@ static void run_lookup(struct exw_task *task, void *thread_ctx)
 out:
     free(url);
     exw_http_response_cleanup(&resp);
+    exw_metrics_gauge_add(t->metrics, EXW_GAUGE_POOL_BUSY, -1);
 }
 
 static void lookup_done(struct exw_task *task, exw_err rc)
@@ -273,6 +355,9 @@ static void lookup_done(struct exw_task *task, exw_err rc)
             e->error = exw_xstrdup("lookup failed");
         if (!atomic_load(&l->abort)) {
             l->failed++;
+            /* A key that never got a request is no lookup in P:stats. */
+            if (e->reached)
+                l->errors++;
             if (l->first_error[0] == '\0') {
                 char *clean = exw_xstrndup(e->key, strlen(e->key) > 80 ? 80 : strlen(e->key));
 
@@ -296,17 +381,20 @@ struct lookups *exw_lookups_new(struct exw_pool *pool, const struct exw_job *job
                                 int64_t deadline_ms)
 {
     struct lookups *l = exw_xcalloc(1, sizeof(*l));
+    size_t i;
 
     l->pool = pool;
     exw_pool_queue_init(&l->queue);
     l->job = job;
     l->svc = svc;
+    l->service = -1;
+    for (i = 0; svc != NULL && i < cfg->nservices; i++)
+        if (&cfg->services[i] == svc)
+            l->service = (int)i;
     l->max_response_bytes = (size_t)cfg->max_response_bytes;
     l->ca_file = cfg->tls_ca_file;
     l->deadline_ms = deadline_ms;
     atomic_init(&l->abort, 0);
-    atomic_init(&l->requests, 0);
-    atomic_init(&l->reached, 0);
     pthread_mutex_init(&l->mu.m, NULL);
     if (exw_cond_init_mono(&l->changed) != 0)
         EXW_ASSERT(!"a condition variable could not be made");
@@ -535,8 +623,9 @@ void exw_lookups_counts(struct lookups *l, struct lookup_counts *out)
     out->total = l->total;
     out->done = l->done;
     out->failed = l->failed;
+    out->errors = l->errors;
+    out->requests = l->requests;
+    out->reached = l->reached;
     snprintf(out->first_error, sizeof(out->first_error), "%s", l->first_error);
     exw_mutex_unlock(&l->mu);
-    out->requests = atomic_load(&l->requests);
-    out->reached = atomic_load(&l->reached);
 }

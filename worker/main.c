@@ -1,9 +1,12 @@
 /* main.c: export-worker's start-up and shutdown.
  *
- * Order: configuration (exit 2 when bad), logging, curl's global state, the
+ * Order: configuration (exit 2 when bad), logging, the metrics registry,
+ * curl's global state, the metrics endpoint when asked for (exit 2 for an
+ * address that does not resolve, 1 when it cannot be listened on), the
  * lookup pool, the job threads and the heartbeat (all with SIGTERM/SIGINT
  * blocked, so only this thread sees them), then the dispatcher (dispatch.c)
- * until a stop is asked for. */
+ * until a stop is asked for. The endpoint stops first, once the running jobs
+ * have ended, so that it never reports the heartbeat's own orderly end. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 #include "exw/http.h"
 #include "exw/log.h"
 #include "exw/queue.h"
+#include "exw/version.h"
 #include "run.h"
 
 extern char **environ;
@@ -66,11 +70,27 @@ static void warn_eviction(struct exw_redis *rd)
                 policy);
 }
 
+/* The registry, labelled with the configured services in their order. */
+static struct exw_metrics *make_metrics(const struct exw_config *cfg)
+{
+    const char *names[EXW_MAX_SERVICES];
+    struct exw_metrics_info info = {.version = EXW_VERSION,
+                                    .worker = cfg->worker_id,
+                                    .services = names,
+                                    .nservices = cfg->nservices};
+    size_t i;
+
+    for (i = 0; i < cfg->nservices; i++)
+        names[i] = cfg->services[i].name;
+    return exw_metrics_new(&info);
+}
+
 int main(int argc, char **argv)
 {
     struct exw_config cfg;
     struct worker w;
     struct heartbeat *hb = NULL;
+    struct metrics_http *mh = NULL;
     struct exw_errbuf eb;
     char *errors = NULL;
     char *described;
@@ -102,7 +122,12 @@ int main(int argc, char **argv)
         snprintf(w.host, sizeof(w.host), "unknown");
     pthread_mutex_init(&w.mu.m, NULL);
     exw_lease_init(&w.lease, cfg.heartbeat_ttl_ms);
-    exw_conn_init(&w.main, &cfg, "main", 5000);
+    w.metrics = make_metrics(&cfg);
+    /* Redis gets one heartbeat TTL from now before /healthz says it is away. */
+    atomic_init(&w.redis_ok_at, exw_mono_ms());
+    atomic_init(&w.hb_tick_at, exw_mono_ms());
+    atomic_init(&w.hb_state, HB_NOT_STARTED);
+    exw_conn_init(&w.main, &cfg, w.metrics, "main", 5000);
 
     described = exw_config_describe(&cfg);
     EXW_LOG(EXW_LOG_INFO, "starting export-worker %s", described);
@@ -113,11 +138,23 @@ int main(int argc, char **argv)
         goto out;
     }
     stop_signals(SIG_BLOCK);
-    if (exw_pool_new((unsigned)cfg.pool_size, exw_lookup_thread_init, exw_lookup_thread_fini, NULL,
-                     &w.pool, &eb) != EXW_OK) {
+    if (cfg.metrics_addr != NULL) {
+        exw_err rc = exw_metrics_http_start(&w, &mh, &eb);
+
+        if (rc != EXW_OK) {
+            stop_signals(SIG_UNBLOCK);
+            EXW_LOG(EXW_LOG_ERROR, "%s", eb.msg);
+            if (rc == EXW_ECONFIG)
+                status = 2;
+            goto out_curl;
+        }
+    }
+    /* The registry is the pool's user data: each lookup thread counts in it. */
+    if (exw_pool_new((unsigned)cfg.pool_size, exw_lookup_thread_init, exw_lookup_thread_fini,
+                     w.metrics, &w.pool, &eb) != EXW_OK) {
         stop_signals(SIG_UNBLOCK);
         EXW_LOG(EXW_LOG_ERROR, "cannot start the lookup pool: %s", eb.msg);
-        goto out_curl;
+        goto out_http;
     }
     if (exw_dispatch_start(&w, &eb) != EXW_OK) {
         stop_signals(SIG_UNBLOCK);
@@ -152,13 +189,18 @@ int main(int argc, char **argv)
     exw_dispatch(&w); /* also when stopped already: it stops the job threads */
     EXW_LOG(EXW_LOG_INFO, "stopping");
     status = 0;
+    exw_metrics_http_stop(mh);
+    mh = NULL;
     exw_heartbeat_stop(hb);
 out_pool:
     exw_pool_free(w.pool);
+out_http:
+    exw_metrics_http_stop(mh);
 out_curl:
     exw_http_global_cleanup();
 out:
     exw_conn_cleanup(&w.main);
+    exw_metrics_free(w.metrics);
     pthread_mutex_destroy(&w.mu.m);
     exw_config_cleanup(&cfg);
     if (status == 0)

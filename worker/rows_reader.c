@@ -41,6 +41,7 @@ struct rows_reader {
     /* Read-only while the thread runs: */
     const struct exw_job *job;
     const struct exw_config *cfg;
+    struct exw_metrics *metrics;
     long long total;
     pthread_t tid;
     struct exw_mutex mu;
@@ -149,7 +150,7 @@ static void *reader_main(void *arg)
     unsigned fill = 0;
 
     exw_log_set_thread("rows");
-    exw_conn_init(&conn, rr->cfg, "rows", 5000);
+    exw_conn_init(&conn, rr->cfg, rr->metrics, "rows", 5000);
     for (;;) {
         struct batch *b = &rr->batch[fill];
         int go;
@@ -174,6 +175,7 @@ struct rows_reader *rows_reader_start(const struct run *r)
 
     rr->job = r->job;
     rr->cfg = r->w->cfg;
+    rr->metrics = r->w->metrics;
     rr->total = r->rows_total;
     rr->ended = rr->total <= 0;
     for (i = 0; i < 2; i++)

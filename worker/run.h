@@ -52,6 +52,7 @@ struct run {
     const struct exw_service *svc;
     struct lookups *lookups;
     int64_t taken_at;       /* monotonic: when the take was sent */
+    int64_t began_us;       /* exw_mono_us() as this thread began the run, for its duration */
     int64_t deadline;       /* monotonic */
     int64_t grace_deadline; /* monotonic; 0 until a stop is asked for */
     int64_t next_progress;

@@ -43,23 +43,13 @@ static int64_t ttl_ms(const struct run *r)
     return (int64_t)s * 1000;
 }
 
-static void limits_of(const struct exw_config *cfg, struct exw_limits *lim)
-{
-    exw_limits_default(lim);
-    lim->max_job_bytes = (size_t)cfg->max_job_bytes;
-    lim->max_rows = (size_t)cfg->max_rows;
-    lim->max_columns = (size_t)cfg->max_columns;
-    lim->max_header_chars = (size_t)cfg->max_header_chars;
-    lim->max_string_chars = (size_t)cfg->max_string_chars;
-}
-
 /* The rows_key of a job that ends before its document was parsed, so that its
  * list is deleted all the same; NULL when it has none. Caller frees. */
 static char *rows_key_of(const struct run *r)
 {
     struct exw_limits lim;
 
-    limits_of(r->w->cfg, &lim);
+    exw_limits_of_config(&lim, r->w->cfg);
     return exw_job_rows_key_of(r->doc, r->doc_len, &lim, r->w->cfg->prefix);
 }
 
@@ -277,6 +267,58 @@ static exw_err end_refused(struct run *r, struct exw_status_end *e, const char *
     return rc;
 }
 
+/* The counter of export_jobs_total that P:stats field @name feeds, or -1. */
+static int outcome_of(const char *name)
+{
+    static const char *const fields[EXW_OUTCOME_COUNT] = {
+        [EXW_OUTCOME_SUCCEEDED] = "jobs_succeeded",
+        [EXW_OUTCOME_FAILED] = "jobs_failed",
+        [EXW_OUTCOME_CANCELLED] = "jobs_cancelled",
+        [EXW_OUTCOME_DEAD] = "jobs_dead",
+    };
+    int i;
+
+    for (i = 0; i < EXW_OUTCOME_COUNT; i++)
+        if (fields[i] != NULL && strcmp(fields[i], name) == 0)
+            return i;
+    return -1;
+}
+
+/* Counts in the metrics what the end @e just added to P:stats, read from the
+ * very pairs it sent (after a refused end, those of the tier that went
+ * through), so that the two cannot disagree; and the job's duration. */
+static void count_end(const struct run *r, const struct exw_status_end *e)
+{
+    struct exw_metrics *m = r->w->metrics;
+    long long lookups = 0, errors = 0;
+    size_t i;
+
+    for (i = 0; i + 1 < e->nstats; i += 2) {
+        const char *name = e->stats[i];
+        long long n = strtoll(e->stats[i + 1], NULL, 10);
+        int o = outcome_of(name);
+
+        if (o >= 0)
+            exw_metrics_job(m, (enum exw_outcome)o, n);
+        else if (strcmp(name, "lookups") == 0)
+            lookups = n;
+        else if (strcmp(name, "lookup_errors") == 0)
+            errors = n;
+        else if (strcmp(name, "bytes_out") == 0)
+            exw_metrics_add(m, EXW_COUNTER_RESULT_BYTES, n);
+    }
+    if (lookups > 0 || errors > 0) {
+        const struct exw_config *cfg = r->w->cfg;
+        int service = -1;
+
+        for (i = 0; r->svc != NULL && i < cfg->nservices; i++)
+            if (&cfg->services[i] == r->svc)
+                service = (int)i;
+        exw_metrics_lookups(m, service, lookups > errors ? lookups - errors : 0, errors);
+    }
+    exw_metrics_job_duration(m, exw_mono_us() - r->began_us);
+}
+
 /* Ends the job in Redis as @state (NULL: only to P:dead, with no status).
  * Returns RUN_ENDED when it ended here or is no longer this worker's,
  * RUN_LEFT when it could not be recorded (it is still in the processing
@@ -305,7 +347,7 @@ static enum run_result finish(struct run *r, const char *state, const char *dead
     snprintf(lf, sizeof(lf), "%lld", lc.failed);
     snprintf(s_lookups, sizeof(s_lookups), "%lld", lc.reached);
     snprintf(s_req, sizeof(s_req), "%lld", lc.requests);
-    snprintf(s_err, sizeof(s_err), "%lld", lc.failed);
+    snprintf(s_err, sizeof(s_err), "%lld", lc.errors);
     e.id = r->id;
     e.doc = r->doc;
     e.doc_len = r->doc_len;
@@ -398,6 +440,7 @@ static enum run_result finish(struct run *r, const char *state, const char *dead
         exw_mutex_lock(&r->w->mu);
         r->w->jobs_done++;
         exw_mutex_unlock(&r->w->mu);
+        count_end(r, &e);
     }
     free(result_key);
     free(fallback);
@@ -432,8 +475,10 @@ static enum run_result requeue(struct run *r)
                 rd ? eb.msg : "Redis unreachable");
         return RUN_LEFT;
     }
-    if (owned)
+    if (owned) {
         EXW_LOG(EXW_LOG_INFO, "job put back on the queue unfinished: %s", r->error);
+        exw_metrics_job(r->w->metrics, EXW_OUTCOME_REQUEUED, 1);
+    }
     return RUN_ENDED;
 }
 
@@ -524,12 +569,9 @@ static int prepare(struct run *r, const struct exw_limits *lim)
     }
     free(id);
     if (r->job->service != NULL) {
-        r->svc = exw_config_service(cfg, r->job->service);
+        r->svc = exw_service_for_job(cfg, r->job->service, &eb);
         if (r->svc == NULL) {
-            run_set_outcome(r, OUT_FAILED, "invalid_job",
-                            "lookup.service: no lookup service \"%.64s\" is configured on this "
-                            "worker (EXPORT_SERVICE_<NAME>_URL)",
-                            r->job->service);
+            run_set_outcome(r, OUT_FAILED, "invalid_job", "%s", eb.msg);
             return 0;
         }
     }
@@ -537,11 +579,8 @@ static int prepare(struct run *r, const struct exw_limits *lim)
         r->rows_total = (long long)r->job->nrows;
         return 1;
     }
-    if (!exw_key_rows_allowed(cfg->prefix, r->job->rows_key)) {
-        run_set_outcome(r, OUT_FAILED, "invalid_job",
-                        "rows_key: %s is one of the worker's own keys; name a list of your own "
-                        "under %s:",
-                        r->job->rows_key, cfg->prefix);
+    if (!exw_key_rows_check(cfg->prefix, r->job->rows_key, &eb)) {
+        run_set_outcome(r, OUT_FAILED, "invalid_job", "%s", eb.msg);
         return 0;
     }
     rd = exw_conn_get(r->conn);
@@ -610,7 +649,8 @@ enum run_result exw_run_job(struct slot *s, const char *doc, size_t len, int64_t
     struct exw_errbuf eb;
     int busy_here;
 
-    limits_of(cfg, &lim);
+    exw_limits_of_config(&lim, cfg);
+    r.began_us = exw_mono_us();
     r.taken_at = taken_at;
     r.deadline = exw_mono_ms() + cfg->job_timeout_s * 1000;
     verdict = exw_job_identify(doc, len, &lim, &r.id, &eb);
@@ -681,7 +721,12 @@ enum run_result exw_run_oversized(struct slot *s, int64_t taken_at)
 {
     struct worker *w = s->w;
     const struct exw_config *cfg = w->cfg;
-    struct run r = {.w = w, .slot = s, .conn = &s->conn, .last_progress = -1, .fd = -1};
+    struct run r = {.w = w,
+                    .slot = s,
+                    .conn = &s->conn,
+                    .last_progress = -1,
+                    .fd = -1,
+                    .began_us = exw_mono_us()};
     struct exw_redis *rd = exw_conn_get(&s->conn);
     enum run_result res = RUN_LEFT;
     struct exw_errbuf eb;

@@ -12,6 +12,7 @@
 #include "exw/err.h"
 #include "exw/job.h"
 #include "exw/lease.h"
+#include "exw/metrics.h"
 #include "exw/mutex.h"
 #include "exw/pool.h"
 #include "exw/redis.h"
@@ -25,23 +26,30 @@ extern atomic_int exw_stop_requested;
  * change between reachable and not. Thread: the one thread that owns it. */
 struct conn {
     const struct exw_config *cfg;
-    const char *who; /* names the connection in the log: "main", "heartbeat" */
+    struct exw_metrics *metrics; /* counts reconnects; may be NULL */
+    const char *who;             /* names the connection in the log: "main", "heartbeat" */
     long timeout_ms;
     struct exw_redis *rd; /* NULL while down */
     int down_logged;
+    int connected; /* a connection was made before: the next one is a reconnect */
 };
 
-void exw_conn_init(struct conn *c, const struct exw_config *cfg, const char *who, long timeout_ms);
+void exw_conn_init(struct conn *c, const struct exw_config *cfg, struct exw_metrics *metrics,
+                   const char *who, long timeout_ms);
 /* The connection, remade when broken; NULL while Redis cannot be reached. */
 struct exw_redis *exw_conn_get(struct conn *c);
 void exw_conn_cleanup(struct conn *c);
 
 struct slot;
 
+/* Where the heartbeat thread is in its life, for /healthz. */
+enum hb_state { HB_NOT_STARTED, HB_RUNNING, HB_EXITED };
+
 struct worker {
     const struct exw_config *cfg;
-    struct exw_pool *pool; /* the lookup threads */
-    struct conn main;      /* the dispatcher's connection; Thread: main */
+    struct exw_metrics *metrics; /* the registry; outlives every thread that counts */
+    struct exw_pool *pool;       /* the lookup threads */
+    struct conn main;            /* the dispatcher's connection; Thread: main */
     char host[256];
     long pid;
     int64_t started_at;
@@ -52,6 +60,10 @@ struct worker {
     int quitting;           /* guarded by mu: the job threads are to exit */
     long long jobs_done;    /* guarded by mu */
     struct exw_lease lease; /* guarded by mu; renewed by the heartbeat */
+    /* Liveness, written by the heartbeat thread and read by /healthz: */
+    atomic_llong redis_ok_at; /* monotonic ms of the last renewal Redis took */
+    atomic_llong hb_tick_at;  /* monotonic ms the heartbeat last went round its loop */
+    atomic_int hb_state;      /* enum hb_state */
 };
 
 /* Whether the lease lapsed since @taken_at (monotonic ms). Thread: any. */
@@ -112,6 +124,7 @@ const char *exw_lookups_key(const struct lookup_entry *e);
  * taken under the lookups' lock). */
 struct lookup_counts {
     long long total, done, failed, requests, reached;
+    long long errors;      /* of the failed, those reached: P:stats lookup_errors */
     char first_error[300]; /* the first key that failed, and why */
 };
 void exw_lookups_counts(struct lookups *l, struct lookup_counts *out);
@@ -178,6 +191,21 @@ int exw_dispatch_wait_lease(struct worker *w);
  * this worker runs that id already (the start must then treat the document as
  * a copy), 1 otherwise. NULL: none. Thread: @s's. */
 int exw_slot_set_job(struct slot *s, const char *id);
+
+/* ---- metrics_http.c: GET /metrics and GET /healthz ---- */
+
+struct metrics_http;
+
+/* Serves /metrics and /healthz on cfg->metrics_addr from a thread of its own
+ * (libmicrohttpd's), reading only atomics: w->metrics and the liveness fields.
+ * EXW_ECONFIG when the address cannot be resolved; another error when it
+ * cannot be listened on (in use, not this host's). Call with the stop signals
+ * blocked. Thread: main. */
+EXW_MUST_CHECK exw_err exw_metrics_http_start(struct worker *w, struct metrics_http **out,
+                                              struct exw_errbuf *eb);
+
+/* Stops serving and frees @h; NULL is a no-op. Thread: main. */
+void exw_metrics_http_stop(struct metrics_http *h);
 
 /* ---- heartbeat.c: the lease, renewed from a thread of its own ---- */
 

@@ -16,6 +16,11 @@ int64_t exw_wall_ms(void);
 /* Milliseconds on a clock that never jumps, for deadlines. Thread: any. */
 int64_t exw_mono_ms(void);
 
+/* Microseconds on CLOCK_MONOTONIC, for measuring how long something took
+ * (the metrics' durations). Always the real clock: exw_clock_set_mono does
+ * not replace it. Thread: any. */
+int64_t exw_mono_us(void);
+
 /* Sleeps @ms milliseconds (returns early on a signal). Thread: any. */
 void exw_sleep_ms(int64_t ms);
 

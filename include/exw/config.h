@@ -41,6 +41,7 @@ struct exw_config {
     long max_header_chars;   /* EXPORT_MAX_HEADER_CHARS */
     long max_string_chars;   /* EXPORT_MAX_STRING_CHARS */
     char *tls_ca_file;       /* EXPORT_TLS_CA_FILE, or NULL for the system's CAs */
+    char *metrics_addr;      /* EXPORT_METRICS_ADDR: HOST:PORT of /metrics, or NULL: off */
     struct exw_service services[EXW_MAX_SERVICES];
     size_t nservices;
 };

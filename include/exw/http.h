@@ -5,6 +5,7 @@
 #define EXW_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "exw/buf.h"
 #include "exw/err.h"
 
@@ -33,11 +34,13 @@ struct exw_http_request {
 };
 
 struct exw_http_response {
-    long status;         /* HTTP status, 0 when none arrived */
-    long retry_after_s;  /* Retry-After in seconds, or -1 */
-    int sent;            /* times the request went out: curl silently resends once
-                            when a kept-alive connection dies unanswered */
-    struct exw_buf body; /* owned by the caller: exw_buf_cleanup */
+    long status;          /* HTTP status, 0 when none arrived (also on an error after
+                             the status line, e.g. a body over the cap) */
+    long retry_after_s;   /* Retry-After in seconds, or -1 */
+    int sent;             /* times the request went out: curl silently resends once
+                             when a kept-alive connection dies unanswered */
+    int64_t last_sent_us; /* exw_mono_us() when it last went out; 0 when it never did */
+    struct exw_buf body;  /* owned by the caller: exw_buf_cleanup */
 };
 
 /* Performs one GET without following redirects. Returns EXW_OK when a response

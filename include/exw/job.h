@@ -78,6 +78,11 @@ struct exw_limits {
 /* Fills @l with the defaults: Excel's limits, depth 32, 64 MiB documents. */
 void exw_limits_default(struct exw_limits *l);
 
+/* Fills @l with the limits a worker of configuration @c applies (its
+ * EXPORT_MAX_* settings). Thread: any. */
+struct exw_config;
+void exw_limits_of_config(struct exw_limits *l, const struct exw_config *c);
+
 struct exw_job {
     char *id;
     char *filename;

@@ -13,6 +13,8 @@
 #ifndef EXW_KEYS_H
 #define EXW_KEYS_H
 
+#include "exw/err.h"
+
 /* "P:<kind>" when @id is NULL, else "P:<kind>:<id>". Caller frees.
  * Thread: any. */
 char *exw_key(const char *prefix, const char *kind, const char *id);
@@ -24,5 +26,9 @@ char *exw_key_upload(const char *prefix, const char *worker, const char *id);
  * none of the names above (the job deletes its list when it ends). The
  * document's own rule (it begins with "P:") is the job parser's. Thread: any. */
 int exw_key_rows_allowed(const char *prefix, const char *key);
+
+/* The same, with the job's error (invalid_job) in @eb when @key is not
+ * allowed. Thread: any. */
+int exw_key_rows_check(const char *prefix, const char *key, struct exw_errbuf *eb);
 
 #endif

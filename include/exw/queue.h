@@ -55,6 +55,10 @@ EXW_MUST_CHECK exw_err exw_queue_recover(struct exw_redis *rd, long long *moved,
 EXW_MUST_CHECK exw_err exw_queue_release_own(struct exw_redis *rd, long long *moved,
                                              struct exw_errbuf *eb);
 
+/* The number of jobs waiting in P:queue (LLEN), into *@out. */
+EXW_MUST_CHECK exw_err exw_queue_length(struct exw_redis *rd, long long *out,
+                                        struct exw_errbuf *eb);
+
 /* The length of the rows_key list @key. A key that does not exist is
  * EXW_EREPLY ("does not exist"), one that is not a list EXW_EREPLY too. */
 EXW_MUST_CHECK exw_err exw_queue_rows_len(struct exw_redis *rd, const char *key, long long *out,

@@ -100,6 +100,14 @@ void exw_redis_set_fault(struct exw_redis *rd, exw_redis_fault_fn fn, void *ud);
 EXW_MUST_CHECK exw_err exw_redis_config_get(struct exw_redis *rd, const char *name, char *out,
                                             size_t outsz, struct exw_errbuf *eb);
 
+/* For a connection that has subscribed (SUBSCRIBE sent with exw_redis_run,
+ * whose reply is the first confirmation), the next pushed message, waiting at
+ * most @timeout_ms for it: *@out is NULL when none came in time, which leaves
+ * the connection usable (a command timeout would break it). The caller frees
+ * *@out. Errors as exw_redis_run. Thread: owner. */
+EXW_MUST_CHECK exw_err exw_redis_next_message(struct exw_redis *rd, long timeout_ms,
+                                              struct exw_reply **out, struct exw_errbuf *eb);
+
 /* ---- Replies ---- */
 
 enum exw_reply_type {

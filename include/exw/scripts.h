@@ -16,7 +16,9 @@ struct exw_script {
     const char *sha1; /* hex, as EVALSHA takes it */
 };
 
+extern const struct exw_script exw_lua_cancel;     /* admin.c */
 extern const struct exw_script exw_lua_deregister; /* lease.c */
+extern const struct exw_script exw_lua_enqueue;    /* admin.c */
 extern const struct exw_script exw_lua_finish;     /* status.c */
 extern const struct exw_script exw_lua_heartbeat;  /* lease.c */
 extern const struct exw_script exw_lua_orphan;     /* queue.c */
@@ -25,6 +27,7 @@ extern const struct exw_script exw_lua_progress;   /* status.c */
 extern const struct exw_script exw_lua_recover;    /* queue.c */
 extern const struct exw_script exw_lua_release;    /* queue.c */
 extern const struct exw_script exw_lua_requeue;    /* queue.c */
+extern const struct exw_script exw_lua_revive;     /* admin.c */
 extern const struct exw_script exw_lua_rows;       /* queue.c */
 extern const struct exw_script exw_lua_start;      /* status.c */
 extern const struct exw_script exw_lua_upload;     /* result.c */

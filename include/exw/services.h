@@ -53,4 +53,10 @@ void exw_services_describe(const struct exw_service *s, size_t n, struct exw_buf
  * or @name is NULL. Thread: any. */
 const struct exw_service *exw_config_service(const struct exw_config *c, const char *name);
 
+/* The service a job's lookup names, as a worker resolves it; NULL, with the
+ * job's error (invalid_job) in @eb, when @c has none of that name.
+ * Thread: any. */
+const struct exw_service *exw_service_for_job(const struct exw_config *c, const char *name,
+                                              struct exw_errbuf *eb);
+
 #endif

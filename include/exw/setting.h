@@ -48,6 +48,14 @@ void exw_setting_report(struct exw_buf *errs, const char *label, const char *fmt
 exw_err exw_setting_parse_long(const char *s, long min, long max, long *out, const char *label,
                                struct exw_buf *errs);
 
+/* Splits @s, "HOST:PORT" or "[IPV6]:PORT", into @host (@host_size bytes, the
+ * brackets removed) and *@port (0 to 65535). The host must not be empty, and an
+ * IPv6 address needs its brackets. Returns 0, or -1 with why in @why (without
+ * the setting's name). Resolving the host is the caller's business.
+ * Thread: any. */
+int exw_setting_host_port(const char *s, char *host, size_t host_size, long *port, char *why,
+                          size_t why_size);
+
 /* Overwrites the string @s with zeros and frees it; NULL is a no-op. For
  * passwords, tokens and URLs that may hold them. Thread: any. */
 void exw_setting_free_secret(char *s);

@@ -456,6 +456,54 @@ static void test_string_rules(void **state)
     unlink(file_path);
 }
 
+static void test_metrics_addr(void **state)
+{
+    struct exw_config c;
+    char *d;
+
+    (void)state;
+    load_ok(&c, ENV("X=1"), NO_ARGS);
+    assert_null(c.metrics_addr); /* off unless asked for */
+    d = exw_config_describe(&c);
+    assert_null(strstr(d, "metrics-addr"));
+    free(d);
+    exw_config_cleanup(&c);
+
+    load_ok(&c, ENV("EXPORT_METRICS_ADDR=127.0.0.1:9100"), NO_ARGS);
+    assert_string_equal(c.metrics_addr, "127.0.0.1:9100");
+    d = exw_config_describe(&c);
+    assert_non_null(strstr(d, " metrics-addr=127.0.0.1:9100 "));
+    free(d);
+    exw_config_cleanup(&c);
+    load_ok(&c, ENV("EXPORT_METRICS_ADDR=127.0.0.1:9100"), ARGS("--metrics-addr", "[::1]:0"));
+    assert_string_equal(c.metrics_addr, "[::1]:0");
+    exw_config_cleanup(&c);
+    load_ok(&c, ENV("EXPORT_METRICS_ADDR=localhost:65535"), NO_ARGS);
+    exw_config_cleanup(&c);
+    load_ok(&c, ENV("EXPORT_METRICS_ADDR=0.0.0.0:9100"), NO_ARGS);
+    exw_config_cleanup(&c);
+
+    expect_one_error(ENV("EXPORT_METRICS_ADDR=9100"), NO_ARGS,
+                     "EXPORT_METRICS_ADDR: must be HOST:PORT, e.g. 127.0.0.1:9100, got \"9100\"");
+    expect_one_error(ENV("EXPORT_METRICS_ADDR=:9100"), NO_ARGS,
+                     "EXPORT_METRICS_ADDR: must be HOST:PORT with a host (0.0.0.0 for every");
+    expect_one_error(ENV("EXPORT_METRICS_ADDR=localhost:"), NO_ARGS,
+                     "EXPORT_METRICS_ADDR: the port must be 0 to 65535, got \"localhost:\"");
+    expect_one_error(ENV("EXPORT_METRICS_ADDR=localhost:65536"), NO_ARGS,
+                     "the port must be 0 to 65535");
+    expect_one_error(ENV("EXPORT_METRICS_ADDR=localhost:-1"), NO_ARGS,
+                     "the port must be 0 to 65535");
+    expect_one_error(ENV("EXPORT_METRICS_ADDR=localhost:9100x"), NO_ARGS,
+                     "the port must be 0 to 65535");
+    expect_one_error(ENV("EXPORT_METRICS_ADDR=::1:9100"), NO_ARGS,
+                     "an IPv6 address needs brackets, e.g. [::1]:9100");
+    expect_one_error(ENV("EXPORT_METRICS_ADDR=[::1:9100"), NO_ARGS, "must be [IPV6]:PORT");
+    expect_one_error(ENV("EXPORT_METRICS_ADDR=[]:9100"), NO_ARGS, "with a host");
+    expect_one_error(ENV("EXPORT_METRICS_ADDR=a b:9100"), NO_ARGS, "with a host");
+    expect_one_error(ENV("X=1"), ARGS("--metrics-addr=no-such-host.invalid:9100"),
+                     "--metrics-addr: cannot resolve the host \"no-such-host.invalid\"");
+}
+
 static void test_flag_errors(void **state)
 {
     char *e;
@@ -697,6 +745,8 @@ static void test_usage(void **state)
         "Default 1048576, from 1024 to 1073741824.",
         "EXPORT_MAX_SHEET_ROWS, --max-sheet-rows N",
         "Default 1048576, from 2 to 1048576.",
+        "EXPORT_METRICS_ADDR, --metrics-addr HOST:PORT",
+        "Default unset (no endpoint); 3 to 300 characters.",
         "EXPORT_SERVICE_<NAME>_URL, --service NAME=URL",
         "EXPORT_SERVICE_<NAME>_AUTH\n",
         "EXPORT_SERVICE_<NAME>_AUTH_FILE\n",
@@ -741,6 +791,7 @@ int main(void)
         cmocka_unit_test(test_cleanup_and_reuse),  cmocka_unit_test(test_size_limits),
         cmocka_unit_test(test_services_in_load),   cmocka_unit_test(test_secrets_not_in_errors),
         cmocka_unit_test(test_describe),           cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_metrics_addr),
     };
 
     return cmocka_run_group_tests(tests, setup_group, NULL);

@@ -1,0 +1,1 @@
+../../../../common/lua/cancel.lua

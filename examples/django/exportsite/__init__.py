@@ -1,0 +1,1 @@
+"""A minimal Django site that hands spreadsheet exports to export-worker."""
