@@ -48,8 +48,7 @@ struct metrics_http {
     struct MHD_Daemon *daemon;
 };
 
-/* Why the worker is unhealthy, one line each, into @why (empty: healthy). */
-static void check_health(struct worker *w, struct exw_buf *why)
+void exw_health_check(struct worker *w, struct exw_buf *why)
 {
     const struct exw_config *cfg = w->cfg;
     int64_t now = exw_mono_ms();
@@ -128,7 +127,7 @@ static enum MHD_Result serve_health(struct metrics_http *h, struct MHD_Connectio
     char *text;
 
     exw_buf_init(&why, 4096);
-    check_health(h->w, &why);
+    exw_health_check(h->w, &why);
     if (why.len == 0) {
         exw_buf_cleanup(&why);
         return static_reply(con, MHD_HTTP_OK, "ok\n", NULL);

@@ -207,6 +207,11 @@ EXW_MUST_CHECK exw_err exw_metrics_http_start(struct worker *w, struct metrics_h
 /* Stops serving and frees @h; NULL is a no-op. Thread: main. */
 void exw_metrics_http_stop(struct metrics_http *h);
 
+/* Why the worker is unhealthy, one line each, appended to @why (nothing when
+ * it is healthy): what GET /healthz answers 503 with. Reads only atomics and
+ * the monotonic clock (a test seam). Thread: any. */
+void exw_health_check(struct worker *w, struct exw_buf *why);
+
 /* ---- heartbeat.c: the lease, renewed from a thread of its own ---- */
 
 struct heartbeat;
