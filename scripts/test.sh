@@ -9,7 +9,9 @@
 #                                            targets (30 s each) and the format check
 #
 # Builds go to build/ (plain), build-asan/ and build-tsan/ at the repository's
-# root, with warnings as errors. Extra arguments after "--" go to ctest, e.g.
+# root, with warnings as errors. Tests labelled "once" (the slow ones, and
+# those of the Python client, the Django example and the schema) run in the
+# plain build only. Extra arguments after "--" go to ctest, e.g.
 #   scripts/test.sh --plain -- -L e2e
 # Exits non-zero when any build or test fails.
 set -euo pipefail
@@ -18,7 +20,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 usage() {
-    sed -n '2,14s/^# \{0,1\}//p' "$0"
+    sed -n '2,16s/^# \{0,1\}//p' "$0"
 }
 
 asan=address,undefined
@@ -82,7 +84,12 @@ run_suite() {
         return 1
     fi
     echo "==> [$name] ctest"
-    if ! ctest --test-dir "$dir" --output-on-failure -j2 "${ctest_args[@]}"; then
+    # Tests labelled once run in the plain build only.
+    local only=()
+    if [[ $name != plain ]]; then
+        only=(-LE once)
+    fi
+    if ! ctest --test-dir "$dir" --output-on-failure -j2 "${only[@]}" "${ctest_args[@]}"; then
         echo "==> [$name] tests FAILED after $((SECONDS - start))s" >&2
         return 1
     fi
