@@ -5,14 +5,18 @@
  * cost no more memory than one, but rows must come in order and a sheet's
  * autofilter can only be set once its last row is known (when the sheet is
  * continued or the workbook closed). Text is stored as inline strings. */
+#define _GNU_SOURCE /* memfd_create(), RTLD_NEXT */
 #include "exw/xlsx.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <time.h>
@@ -35,6 +39,58 @@ struct tm *gmtime(const time_t *t)
     return gmtime_r(t, &tm);
 }
 
+/* libxlsxwriter makes each of its temporary files (a sheet's rows in
+ * constant-memory mode, then every part of the workbook as it packs it)
+ * through lxw_tmpfile(), which the dynamic linker binds to this definition
+ * as it does gmtime() above. On a disk file system each is an inode made and
+ * freed, which for a small workbook costs more than everything else: a
+ * workbook opened in memory (exw_xlsx_open with no @tmpdir) gets anonymous
+ * memory files instead, on the thread that opens, continues and closes it.
+ * Other workbooks get the library's own. */
+static _Thread_local int parts_in_memory;
+static FILE *(*library_tmpfile)(char *tmpdir);
+static pthread_once_t library_tmpfile_once = PTHREAD_ONCE_INIT;
+
+static void find_library_tmpfile(void)
+{
+    void *fn = dlsym(RTLD_NEXT, "lxw_tmpfile");
+
+    memcpy(&library_tmpfile, &fn, sizeof(fn)); /* POSIX: a function pointer fits */
+}
+
+FILE *lxw_tmpfile(char *tmpdir)
+{
+    FILE *f;
+    int fd;
+
+    if (parts_in_memory) {
+        fd = memfd_create("export-worker-part", MFD_CLOEXEC);
+        if (fd < 0)
+            return NULL;
+        f = fdopen(fd, "w+b");
+        if (f == NULL)
+            close(fd);
+        return f;
+    }
+    pthread_once(&library_tmpfile_once, find_library_tmpfile);
+    return library_tmpfile != NULL ? library_tmpfile(tmpdir) : tmpfile();
+}
+
+int exw_xlsx_memory_file(char *path, size_t size)
+{
+    int fd = memfd_create("export-worker-workbook", MFD_CLOEXEC);
+
+    if (fd < 0)
+        return -1;
+    /* libxlsxwriter opens its output by name: this one's name is its fd's. */
+    if ((size_t)snprintf(path, size, "/proc/self/fd/%d", fd) >= size ||
+        access(path, R_OK | W_OK) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* A distinct number format string and the format made for it. */
 struct num_format {
     const char *text;
@@ -54,6 +110,7 @@ struct exw_xlsx {
     char *path;
     char *base;             /* name of the first sheet */
     char *tmpdir;           /* libxlsxwriter keeps a pointer to it */
+    int in_memory;          /* temporary files in memory (no tmpdir given) */
     lxw_worksheet **sheets; /* every sheet so far, for their temporary files */
     unsigned nsheets;
     uint32_t rows_per_sheet;         /* header row included */
@@ -210,7 +267,9 @@ static exw_err add_sheet(struct exw_xlsx *x, struct exw_errbuf *eb)
     if (err != LXW_NO_ERROR)
         return lxw_fail(eb, err, "sheet name \"%s\"", name);
     errno = 0;
+    parts_in_memory = x->in_memory;
     ws = workbook_add_worksheet(x->wb, name);
+    parts_in_memory = 0;
     if (ws == NULL) {
         /* Constant-memory mode opens the sheet's temporary file here. */
         if (errno == ENOMEM)
@@ -405,6 +464,7 @@ exw_err exw_xlsx_open(const char *path, const char *tmpdir, const char *sheet,
     x->path = exw_xstrdup(path);
     x->base = exw_xstrdup(sheet);
     x->tmpdir = tmpdir != NULL ? exw_xstrdup(tmpdir) : NULL;
+    x->in_memory = tmpdir == NULL;
     x->rows_per_sheet = rows_per_sheet;
     if (x->rows_per_sheet == 0 || x->rows_per_sheet > EXW_EXCEL_MAX_ROWS)
         x->rows_per_sheet = EXW_EXCEL_MAX_ROWS;
@@ -551,7 +611,9 @@ exw_err exw_xlsx_close(struct exw_xlsx *x, struct exw_errbuf *eb)
      * Its errno is the failed system call's (libxlsxwriter reports it too). */
     held = hold_tmpfiles(x);
     errno = 0;
+    parts_in_memory = x->in_memory;
     err = workbook_close(x->wb);
+    parts_in_memory = 0;
     sys = errno;
     release_tmpfiles(held, x->nsheets, err != LXW_NO_ERROR);
     if (err != LXW_NO_ERROR && rc == EXW_OK) {

@@ -69,6 +69,7 @@ struct run {
     char path[PATH_MAX];
     char scratch[PATH_MAX]; /* path + ".d": libxlsxwriter's temporary files; "" when none */
     int fd;                 /* the workbook file, locked while this run lives; -1 when none */
+    int in_memory;          /* fd is an anonymous memory file (path its /proc name) */
     struct exw_cell *cells;
     enum outcome outcome;
     const char *error_code;

@@ -33,6 +33,11 @@
 /* A workbook of at most this many cells packs in a few milliseconds: on the
  * job's own thread, without a packer thread to start and wait for. */
 #define PACK_INLINE_CELLS 65536
+/* A workbook is built in memory, not in EXPORT_TMPDIR, when its cells fit
+ * PACK_INLINE_CELLS and the text it can hold (its inline document, and at
+ * most EXPORT_MAX_STRING_CHARS per lookup cell) this many bytes: its files
+ * then cost no inodes, which for a small job is most of its cost. */
+#define MEMORY_BOOK_BYTES (4u << 20)
 #define UPLOAD_CHUNK (1u << 20)
 #define FILE_PREFIX "export-"
 #define FILE_SUFFIX ".xlsx"
@@ -169,12 +174,29 @@ static void remove_scratch(int at, const char *name)
     unlinkat(at, name, AT_REMOVEDIR);
 }
 
-/* Creates and locks the workbook's file, which libxlsxwriter then writes
- * through the same path (the same inode). */
+/* Whether the workbook is small enough to build in memory (MEMORY_BOOK_BYTES). */
+static int fits_in_memory(const struct run *r)
+{
+    const struct exw_job *job = r->job;
+    double text = (double)r->doc_len + (double)r->rows_total * (double)job->nlookup_columns * 4.0 *
+                                           (double)job->limits.max_string_chars;
+
+    return job->rows_key == NULL && r->rows_total * (long long)job->ncolumns <= PACK_INLINE_CELLS &&
+           text <= MEMORY_BOOK_BYTES;
+}
+
+/* Creates the workbook's file, which libxlsxwriter then writes through the
+ * same path (the same inode): an anonymous memory file for a small workbook,
+ * else a file in EXPORT_TMPDIR, locked while this run lives. */
 static int open_file(struct run *r)
 {
     const struct exw_config *cfg = r->w->cfg;
     char why[96];
+
+    if (fits_in_memory(r) && (r->fd = exw_xlsx_memory_file(r->path, sizeof(r->path))) >= 0) {
+        r->in_memory = 1;
+        return 1;
+    }
 
     snprintf(r->path, sizeof(r->path), "%s/" FILE_PREFIX "%s-%s" FILE_SUFFIX, cfg->tmpdir,
              cfg->worker_id, r->job->id);
@@ -200,8 +222,11 @@ static void write_rows(struct run *r)
     if (!open_file(r))
         return;
     /* libxlsxwriter's temporary files go to a folder of the workbook's own,
-     * so that what a kill leaves of them is swept with the workbook. */
-    if (snprintf(r->scratch, sizeof(r->scratch), "%s.d", r->path) >= (int)sizeof(r->scratch))
+     * so that what a kill leaves of them is swept with the workbook; or, for
+     * a workbook in memory, to memory as well. */
+    if (r->in_memory)
+        errno = 0;
+    else if (snprintf(r->scratch, sizeof(r->scratch), "%s.d", r->path) >= (int)sizeof(r->scratch))
         errno = ENAMETOOLONG;
     else if (mkdir(r->scratch, 0700) == 0 || errno == EEXIST)
         errno = 0;
@@ -213,8 +238,8 @@ static void write_rows(struct run *r)
         r->scratch[0] = '\0';
         return;
     }
-    if (exw_xlsx_open(r->path, r->scratch, r->job->sheet, r->job->columns, r->job->ncolumns,
-                      (uint32_t)cfg->max_sheet_rows, &r->xlsx, &eb) != EXW_OK) {
+    if (exw_xlsx_open(r->path, r->in_memory ? NULL : r->scratch, r->job->sheet, r->job->columns,
+                      r->job->ncolumns, (uint32_t)cfg->max_sheet_rows, &r->xlsx, &eb) != EXW_OK) {
         run_set_outcome(r, OUT_FAILED, "internal", "cannot create the workbook in %s: %s",
                         cfg->tmpdir, eb.msg);
         return;
@@ -312,8 +337,8 @@ static void pack(struct run *r)
     }
     if (p->rc != EXW_OK)
         run_set_outcome(r, OUT_FAILED, "internal", "finishing the workbook failed: %s", p->eb.msg);
-    else if (unlink(r->path) == 0)
-        r->path[0] = '\0';
+    else if (r->in_memory || unlink(r->path) == 0)
+        r->path[0] = '\0'; /* only the fd holds the workbook now */
 }
 
 /* Streams the packed file into Redis in chunks while hashing it. Returns 1
@@ -424,11 +449,12 @@ void run_workbook_cleanup(struct run *r)
         remove_scratch(AT_FDCWD, r->scratch);
         r->scratch[0] = '\0';
     }
-    if (r->path[0] != '\0' && unlink(r->path) != 0 && errno != ENOENT)
+    if (!r->in_memory && r->path[0] != '\0' && unlink(r->path) != 0 && errno != ENOENT)
         EXW_LOG(EXW_LOG_WARN, "cannot remove %s", r->path);
     if (r->fd >= 0)
         close(r->fd);
     r->fd = -1;
+    r->in_memory = 0;
     while (r->wcount > 0)
         pop_window(r);
     rows_reader_stop(r->reader);

@@ -20,13 +20,22 @@ struct exw_xlsx;
 /* Creates the workbook file at @path and its first sheet @sheet with the header
  * row (bold, frozen; autofilter over the written rows) and the columns' widths
  * and number formats (the column's, else its type's default).
- * @tmpdir holds the library's temporary files (NULL: the system's). @rows_per_sheet
+ * @tmpdir holds the library's temporary files; NULL keeps them in memory
+ * instead (anonymous memory files), for a workbook small enough that no disk
+ * is needed: the calls that make them (this one, exw_xlsx_write_row when it
+ * starts a sheet, exw_xlsx_close) must then come from one thread. @rows_per_sheet
  * counts the header row; 0 (or more than 1,048,576) means Excel's 1,048,576, 1
  * means 2. @cols is borrowed for the writer's life. The file itself is written
  * by exw_xlsx_close(); on error nothing is written and *@out is NULL. Errors:
  * EXW_EXLSX (no or too many columns, a width outside 0 to 255, a number format
  * over EXW_XLSX_FORMAT_MAX bytes, a bad sheet name, no temporary file), EXW_ENOMEM.
  * Thread: owner. */
+/* An anonymous memory file for a small workbook's output: its fd, and in
+ * @path a name that opens it (/proc/self/fd/N), to give exw_xlsx_open. -1
+ * when the system has no such files (no memfd_create, no /proc): use a file
+ * on disk then. The caller closes the fd. Thread: any. */
+int exw_xlsx_memory_file(char *path, size_t size);
+
 EXW_MUST_CHECK exw_err exw_xlsx_open(const char *path, const char *tmpdir, const char *sheet,
                                      const struct exw_column *cols, size_t ncols,
                                      uint32_t rows_per_sheet, struct exw_xlsx **out,

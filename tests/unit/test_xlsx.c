@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,6 +303,84 @@ static void test_every_cell_kind(void **state)
     assert_int_equal(exw_xlsx_close(x, &eb), EXW_OK);
     expect_workbook(path, want);
     unlink(path);
+}
+
+/* How many of this process's open files are anonymous memory files made for
+ * a workbook's parts. */
+static int memory_parts_open(void)
+{
+    char link[PATH_MAX], target[PATH_MAX];
+    struct dirent *e;
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    ssize_t len;
+
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", e->d_name);
+        len = readlink(link, target, sizeof(target) - 1);
+        if (len > 0) {
+            target[len] = '\0';
+            n += strncmp(target, "/memfd:export-worker-part", 25) == 0;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* A workbook opened without a tmpdir keeps its temporary files in memory and
+ * writes itself into the memory file exw_xlsx_memory_file() made: the same
+ * workbook as on disk. One opened with a tmpdir makes no memory file. */
+static void test_in_memory(void **state)
+{
+    static const struct exw_column cols[] = {
+        {.header = "N", .field = "n", .type = EXW_COL_INTEGER},
+        {.header = "Label", .field = "l", .type = EXW_COL_STRING},
+    };
+    struct exw_errbuf eb = {{0}};
+    struct exw_xlsx *x = NULL;
+    struct exw_cell row[2];
+    char mem[64], path[600], copy[600], buf[65536];
+    struct stat st;
+    FILE *out;
+    ssize_t n;
+    int fd;
+
+    (void)state;
+    fd = exw_xlsx_memory_file(mem, sizeof(mem));
+    assert_true(fd >= 0);
+    assert_int_equal(memory_parts_open(), 0);
+    assert_int_equal(exw_xlsx_open(mem, NULL, "Mem", cols, 2, 0, &x, &eb), EXW_OK);
+    /* The sheet's rows go to a memory file, not to a folder. */
+    assert_int_equal(memory_parts_open(), 1);
+    row[0] = number(7);
+    row[1] = text("seven");
+    assert_int_equal(exw_xlsx_write_row(x, row, &eb), EXW_OK);
+    assert_int_equal(exw_xlsx_close(x, &eb), EXW_OK);
+    assert_int_equal(memory_parts_open(), 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_true(st.st_size > 1000);
+    /* Read back through the fd, saved where the reader can open it. */
+    path_for(copy, sizeof(copy), "in-memory.xlsx");
+    out = fopen(copy, "wb");
+    assert_non_null(out);
+    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        assert_int_equal(fwrite(buf, 1, (size_t)n, out), (size_t)n);
+    assert_int_equal(fclose(out), 0);
+    close(fd);
+    expect_workbook(copy, "sheet 'Mem' freeze=A2 filter=A1:B2\n"
+                          "  A1 s 'N' General bold\n"
+                          "  B1 s 'Label' General bold\n"
+                          "  A2 n 7 0\n"
+                          "  B2 s 'seven' General\n"
+                          "xl/worksheets/sheet1.xml formulas=0 inline=3\n");
+    unlink(copy);
+    /* With a folder: no memory file. */
+    path_for(path, sizeof(path), "on-disk.xlsx");
+    assert_int_equal(exw_xlsx_open(path, tmpdir, "Disk", cols, 2, 0, &x, &eb), EXW_OK);
+    assert_int_equal(memory_parts_open(), 0);
+    exw_xlsx_discard(x);
 }
 
 /* Writes @nrows rows of two columns ("n", "label") with @rows_per_sheet. */
@@ -647,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_sheet_name),   cmocka_unit_test(test_every_cell_kind),
         cmocka_unit_test(test_continuation), cmocka_unit_test(test_open_errors),
         cmocka_unit_test(test_write_errors), cmocka_unit_test(test_discard),
+        cmocka_unit_test(test_in_memory),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
