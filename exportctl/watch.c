@@ -135,7 +135,7 @@ static void draw_bar(struct watch *w, const struct ctl_hash *h, const char *stat
         pct = 100;
     /* The bar takes what the text leaves, up to 30 columns; under 10 it is
      * left out, and the text is cut only when even that does not fit. */
-    width = w->columns - 1 - (int)(strlen(w->id) + strlen(state) + strlen(detail)) - 9;
+    width = w->columns - 1 - (int)(strlen(w->id) + strlen(state) + strlen(detail)) - 10;
     width = width > 30 ? 30 : width;
     filled = (int)(pct * width / 100);
     n = snprintf(line, sizeof(line), "%s %s %3lld%% ", w->id, state, pct);
