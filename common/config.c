@@ -69,6 +69,7 @@ struct setting {
     default_fn make_default;      /* SET_STRING: computes the default if sdef is NULL */
     const char *shown_default;    /* --help's words for a computed default */
     const char *heading;          /* starts a --help section */
+    int secret;                   /* SET_STRING: shown as *** and wiped when freed */
     const char *help;             /* --help text, lines of at most 74 columns */
 };
 
@@ -108,6 +109,8 @@ static int check_worker_id(const char *value, char *why, size_t why_size);
 static int check_tmpdir(const char *value, char *why, size_t why_size);
 static int check_ca_file(const char *value, char *why, size_t why_size);
 static int check_metrics_addr(const char *value, char *why, size_t why_size);
+static int check_sentinels(const char *value, char *why, size_t why_size);
+static int check_master(const char *value, char *why, size_t why_size);
 static char *default_worker_id(char **envp);
 static char *default_tmpdir(char **envp);
 
@@ -118,7 +121,24 @@ static const struct setting settings[] = {
      .help = "Where the queue lives: redis://[USER:PASSWORD@]HOST[:PORT][/DB], with an\n"
              "IPv6 HOST in brackets ([::1]), or unix://[USER:PASSWORD@]/PATH[?db=N].\n"
              "Write :PASSWORD@ for a password alone; percent-encode \":\", \"@\" and \"%\"\n"
-             "inside USER and PASSWORD. The password is never logged."},
+             "inside USER and PASSWORD. The password is never logged. With\n"
+             "EXPORT_REDIS_SENTINELS the HOST and PORT are ignored and may be left out\n"
+             "(redis://:PASSWORD@/DB). On Redis Cluster the URL may name any node."},
+    {STRING_SETTING("EXPORT_REDIS_SENTINELS", "--redis-sentinels", "HOST:PORT,...", redis_sentinels,
+                    NULL, 1, 4096),
+     .check = check_sentinels, .shown_default = "unset (no Sentinel)",
+     .help = "Redis Sentinels to ask where the primary is, comma-separated HOST:PORT\n"
+             "(an IPv6 HOST in brackets; PORT 26379 when left out). After a failover\n"
+             "the worker finds the new primary by itself."},
+    {STRING_SETTING("EXPORT_REDIS_MASTER", "--redis-master", "NAME", redis_master, NULL, 1, 256),
+     .check = check_master, .shown_default = "unset",
+     .help = "The primary's name at the sentinels; required with\n"
+             "EXPORT_REDIS_SENTINELS."},
+    {STRING_SETTING("EXPORT_REDIS_SENTINEL_PASSWORD", "--redis-sentinel-password", "PASSWORD",
+                    redis_sentinel_password, NULL, 1, 1024),
+     .secret = 1, .shown_default = "unset",
+     .help = "The sentinels' own password (their requirepass), if they need one.\n"
+             "Never logged."},
     {STRING_SETTING("EXPORT_PREFIX", "--prefix", "P", prefix, "export", 1, 64),
      .check = check_prefix,
      .help = "Start of every key the worker uses (P:queue, P:job:ID, ...), without\n"
@@ -276,6 +296,32 @@ static int check_ca_file(const char *value, char *why, size_t why_size)
         return -1;
     }
     fclose(f);
+    return 0;
+}
+
+/* The sentinel list's syntax; the list is parsed again into the Redis
+ * address once every row is read (check_topology). */
+static int check_sentinels(const char *value, char *why, size_t why_size)
+{
+    struct exw_redis_addr a;
+    struct exw_errbuf eb;
+
+    memset(&a, 0, sizeof(a));
+    eb.msg[0] = '\0';
+    if (exw_redis_addr_set_sentinels(&a, value, NULL, NULL, &eb) != EXW_OK) {
+        snprintf(why, why_size, "%s", eb.msg);
+        return -1;
+    }
+    exw_redis_addr_cleanup(&a);
+    return 0;
+}
+
+static int check_master(const char *value, char *why, size_t why_size)
+{
+    if (exw_setting_has_space_or_control(value)) {
+        snprintf(why, why_size, "must not contain spaces or control characters");
+        return -1;
+    }
     return 0;
 }
 
@@ -453,7 +499,9 @@ static void apply_setting(struct exw_config *c, const struct setting *s, const c
     }
     if (s->type == SET_URL) {
         eb.msg[0] = '\0';
-        if (exw_redis_addr_parse(text, &c->redis, &eb) != EXW_OK) {
+        /* The host may be left out here; check_topology() requires it
+         * unless sentinels name the primary. */
+        if (exw_redis_addr_parse_for(text, &c->redis, 1, &eb) != EXW_OK) {
             exw_setting_report(errs, label, "%s", eb.msg);
             return;
         }
@@ -462,6 +510,61 @@ static void apply_setting(struct exw_config *c, const struct setting *s, const c
         return;
     }
     *(char **)field(c, s) = exw_xstrdup(text);
+}
+
+/* ---- the Redis topology ---- */
+
+/* The name row @env was given under (its flag or its variable). */
+static const char *label_of(const char *const *labels, const char *env)
+{
+    size_t i;
+
+    for (i = 0; i < NSETTINGS; i++) {
+        if (strcmp(settings[i].env, env) == 0)
+            return labels[i];
+    }
+    return env;
+}
+
+/* Once every row is read: the sentinels go into the Redis address with the
+ * primary's name they need, and the URL may leave out its host only when
+ * they name it. A row that was bad is reported already and skipped here. */
+static void check_topology(struct exw_config *c, const char *const *labels, struct exw_buf *errs)
+{
+    const char *url = label_of(labels, "EXPORT_REDIS_URL");
+    const char *sentinels = label_of(labels, "EXPORT_REDIS_SENTINELS");
+    struct exw_errbuf eb;
+    size_t before = errs->len;
+
+    if (c->redis_url == NULL)
+        return;
+    if (c->redis_sentinels == NULL) {
+        if (c->redis_master != NULL)
+            exw_setting_report(errs, label_of(labels, "EXPORT_REDIS_MASTER"),
+                               "is set, but EXPORT_REDIS_SENTINELS is not");
+        if (c->redis_sentinel_password != NULL)
+            exw_setting_report(errs, label_of(labels, "EXPORT_REDIS_SENTINEL_PASSWORD"),
+                               "is set, but EXPORT_REDIS_SENTINELS is not");
+        if (c->redis.host == NULL && c->redis.path == NULL)
+            exw_setting_report(errs, url,
+                               "has no host (it may be left out only with"
+                               " EXPORT_REDIS_SENTINELS)");
+        return;
+    }
+    if (c->redis_master == NULL)
+        exw_setting_report(errs, label_of(labels, "EXPORT_REDIS_MASTER"), "required with %s",
+                           sentinels);
+    if (c->redis.path != NULL)
+        exw_setting_report(errs, url,
+                           "must be redis:// with %s: the sentinels name a host and port,"
+                           " not a socket",
+                           sentinels);
+    if (errs->len != before)
+        return;
+    eb.msg[0] = '\0';
+    if (exw_redis_addr_set_sentinels(&c->redis, c->redis_sentinels, c->redis_master,
+                                     c->redis_sentinel_password, &eb) != EXW_OK)
+        exw_setting_report(errs, sentinels, "%s", eb.msg);
 }
 
 /* ---- flags ---- */
@@ -548,6 +651,7 @@ exw_err exw_config_load(struct exw_config *c, char **envp, int argc, char **argv
     struct exw_buf errs;
     const struct setting *s;
     const char *text, *label;
+    const char *labels[NSETTINGS]; /* each row's name as given: its flag or variable */
     char *computed;
     size_t i;
 
@@ -575,6 +679,7 @@ exw_err exw_config_load(struct exw_config *c, char **envp, int argc, char **argv
             text = env_get(envp, s->env);
             label = s->env;
         }
+        labels[i] = label;
         if (text == NULL && s->type == SET_INT) {
             *(long *)field(c, s) = s->def;
             continue;
@@ -586,6 +691,7 @@ exw_err exw_config_load(struct exw_config *c, char **envp, int argc, char **argv
         apply_setting(c, s, text, label, &errs);
         free(computed);
     }
+    check_topology(c, labels, &errs);
     exw_services_load(c->services, &c->nservices, envp, fv.services, fv.nservices, &errs);
 out:
     free(fv.services);
@@ -606,6 +712,9 @@ void exw_config_cleanup(struct exw_config *c)
         return;
     exw_setting_free_secret(c->redis_url);
     exw_redis_addr_cleanup(&c->redis);
+    free(c->redis_sentinels);
+    free(c->redis_master);
+    exw_setting_free_secret(c->redis_sentinel_password);
     free(c->prefix);
     free(c->worker_id);
     free(c->tmpdir);
@@ -647,7 +756,7 @@ char *exw_config_describe(const struct exw_config *c)
             break;
         case SET_STRING:
             str = *(char *const *)field_const(c, s);
-            put_value(&b, str ? str : "");
+            put_value(&b, s->secret ? "***" : str ? str : "");
             break;
         case SET_ENUM:
             memcpy(&v, field_const(c, s), sizeof(v));
@@ -739,6 +848,7 @@ static void put_usage_services(struct exw_buf *b)
     put_help(b, "Retries of one key after a timeout, a connection error, a 5xx or a 429,\n"
                 "with exponential backoff; other statuses are final.");
     put_range(b, EXW_SERVICE_RETRIES_DEFAULT, EXW_SERVICE_RETRIES_MIN, EXW_SERVICE_RETRIES_MAX);
+    exw_services_usage(b);
 }
 
 /* Built once, on first use, from settings[]; read-only afterwards. */

@@ -242,11 +242,29 @@ static int unreserved(unsigned char ch)
            ch == '-' || ch == '.' || ch == '_' || ch == '~';
 }
 
-exw_err exw_http_expand(const char *tmpl, const char *key, size_t len, char **url,
-                        struct exw_errbuf *eb)
+/* Appends the @len bytes at @key to @b, each byte outside RFC 3986's
+ * unreserved set percent-encoded. */
+static exw_err append_escaped(struct exw_buf *b, const char *key, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
-    static const char placeholder[] = "{key}";
+    exw_err rc = EXW_OK;
+    size_t i;
+
+    for (i = 0; rc == EXW_OK && i < len; i++) {
+        unsigned char ch = (unsigned char)key[i];
+        char enc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+
+        rc = unreserved(ch) ? exw_buf_append(b, &key[i], 1) : exw_buf_append(b, enc, 3);
+    }
+    return rc;
+}
+
+/* Expands @tmpl with every @placeholder replaced by the @n keys of @keys
+ * (@lens their lengths), escaped and joined by commas. */
+static exw_err expand(const char *tmpl, const char *placeholder, const char *const *keys,
+                      const size_t *lens, size_t n, char **url, struct exw_errbuf *eb)
+{
+    size_t plen = strlen(placeholder);
     struct exw_buf b;
     const char *p = tmpl;
     exw_err rc = EXW_OK;
@@ -264,15 +282,15 @@ exw_err exw_http_expand(const char *tmpl, const char *key, size_t len, char **ur
             break;
         }
         rc = exw_buf_append(&b, p, (size_t)(hole - p));
-        for (i = 0; rc == EXW_OK && i < len; i++) {
-            unsigned char ch = (unsigned char)key[i];
-            char enc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
-
-            rc = unreserved(ch) ? exw_buf_append(&b, &key[i], 1) : exw_buf_append(&b, enc, 3);
+        for (i = 0; rc == EXW_OK && i < n; i++) {
+            if (i > 0)
+                rc = exw_buf_append(&b, ",", 1);
+            if (rc == EXW_OK)
+                rc = append_escaped(&b, keys[i], lens[i]);
         }
         if (rc != EXW_OK)
             break;
-        p = hole + sizeof(placeholder) - 1;
+        p = hole + plen;
     }
     if (rc != EXW_OK) {
         exw_buf_cleanup(&b);
@@ -281,5 +299,25 @@ exw_err exw_http_expand(const char *tmpl, const char *key, size_t len, char **ur
     if (b.data == NULL)
         rc = exw_buf_append(&b, "", 0);
     *url = exw_buf_steal(&b, NULL);
+    return rc;
+}
+
+exw_err exw_http_expand(const char *tmpl, const char *key, size_t len, char **url,
+                        struct exw_errbuf *eb)
+{
+    return expand(tmpl, "{key}", &key, &len, 1, url, eb);
+}
+
+exw_err exw_http_expand_batch(const char *tmpl, const char *const *keys, size_t n, char **url,
+                              struct exw_errbuf *eb)
+{
+    size_t *lens = exw_xcalloc(n ? n : 1, sizeof(*lens));
+    exw_err rc;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        lens[i] = strlen(keys[i]);
+    rc = expand(tmpl, "{keys}", keys, lens, n, url, eb);
+    free(lens);
     return rc;
 }

@@ -27,11 +27,36 @@ char *exw_key_upload(const char *prefix, const char *worker, const char *id)
     return k;
 }
 
+/* "P:<space>:<service in lower case>:<rest>". */
+static char *service_key(const char *prefix, const char *space, const char *service,
+                         const char *rest)
+{
+    size_t len = strlen(prefix) + strlen(space) + strlen(service) + strlen(rest) + 4;
+    char *k = exw_xmalloc(len);
+    char *p;
+    int n = snprintf(k, len, "%s:%s:", prefix, space);
+
+    for (p = k + n; *service; service++)
+        *p++ = (char)(*service >= 'A' && *service <= 'Z' ? *service - 'A' + 'a' : *service);
+    snprintf(p, len - (size_t)(p - k), ":%s", rest);
+    return k;
+}
+
+char *exw_key_cache(const char *prefix, const char *service, const char *key)
+{
+    return service_key(prefix, "cache", service, key);
+}
+
+char *exw_key_limit(const char *prefix, const char *service, const char *what)
+{
+    return service_key(prefix, "limit", service, what);
+}
+
 int exw_key_rows_allowed(const char *prefix, const char *key)
 {
     static const char *const own[] = {"queue", "dead", "workers", "stats", "events"};
     static const char *const own_spaces[] = {
-        "job:", "result:", "processing:", "worker:", "upload:", "uploads:"};
+        "job:", "result:", "processing:", "worker:", "upload:", "uploads:", "cache:", "limit:"};
     size_t plen = strlen(prefix);
     const char *rest;
     size_t i;

@@ -49,6 +49,10 @@ static const int64_t request_bounds[] = {
     5000,   10000,   25000,   50000,   100000,   250000,
     500000, 1000000, 2500000, 5000000, 10000000, 30000000,
 };
+static const int64_t wait_bounds[] = {
+    1000,   5000,    10000,   25000,   50000,    100000,   250000,
+    500000, 1000000, 2500000, 5000000, 10000000, 30000000, 60000000,
+};
 
 static const char *const outcome_names[EXW_OUTCOME_COUNT] = {
     "succeeded", "failed", "cancelled", "dead", "requeued",
@@ -68,6 +72,10 @@ struct service_metrics {
     atomic_ullong lookups[2];    /* ok, error */
     atomic_ullong codes[NCODES]; /* statuses 100..599, then the word codes */
     struct histogram duration;
+    atomic_ullong cache[2];      /* hit, miss */
+    atomic_llong permits_in_use; /* a gauge */
+    struct histogram permit_wait;
+    atomic_ullong rate_delayed;
 };
 
 struct exw_metrics {
@@ -152,6 +160,11 @@ struct exw_metrics *exw_metrics_new(const struct exw_metrics_info *info)
             atomic_init(&s->codes[j], 0);
         histogram_init(&s->duration, request_bounds,
                        sizeof(request_bounds) / sizeof(request_bounds[0]));
+        atomic_init(&s->cache[0], 0);
+        atomic_init(&s->cache[1], 0);
+        atomic_init(&s->permits_in_use, 0);
+        histogram_init(&s->permit_wait, wait_bounds, sizeof(wait_bounds) / sizeof(wait_bounds[0]));
+        atomic_init(&s->rate_delayed, 0);
     }
     return m;
 }
@@ -226,6 +239,40 @@ void exw_metrics_request(struct exw_metrics *m, int service, int code, int64_t u
         return;
     add(&s->codes[code_slot(code)], 1);
     observe(&s->duration, us);
+}
+
+void exw_metrics_cache(struct exw_metrics *m, int service, long long hits, long long misses)
+{
+    struct service_metrics *s = service_of(m, service);
+
+    if (s == NULL)
+        return;
+    add(&s->cache[0], hits);
+    add(&s->cache[1], misses);
+}
+
+void exw_metrics_permits_in_use(struct exw_metrics *m, int service, long long delta)
+{
+    struct service_metrics *s = service_of(m, service);
+
+    if (s != NULL)
+        atomic_fetch_add_explicit(&s->permits_in_use, delta, memory_order_relaxed);
+}
+
+void exw_metrics_permit_wait(struct exw_metrics *m, int service, int64_t us)
+{
+    struct service_metrics *s = service_of(m, service);
+
+    if (s != NULL)
+        observe(&s->permit_wait, us);
+}
+
+void exw_metrics_rate_delayed(struct exw_metrics *m, int service)
+{
+    struct service_metrics *s = service_of(m, service);
+
+    if (s != NULL)
+        add(&s->rate_delayed, 1);
 }
 
 void exw_metrics_add(struct exw_metrics *m, enum exw_counter c, long long n)
@@ -430,6 +477,45 @@ static void put_lookups(struct out *o, const struct exw_metrics *m)
                       m->services[i].name);
 }
 
+/* What sparing the services costs and saves: the shared cache, the permits
+ * of the fleet-wide cap and the waits for them, the fleet-wide rate. */
+static void put_sparing(struct out *o, const struct exw_metrics *m)
+{
+    size_t i;
+
+    put_family(o, "export_lookup_cache_total", "counter",
+               "Keys looked for in the shared lookup cache, by service and result (hit: "
+               "answered from P:cache, no request; miss: asked of the service).");
+    for (i = 0; i < m->nservices; i++) {
+        put_service_sample(o, "export_lookup_cache_total", m->services[i].name, "result", "hit",
+                           get(&m->services[i].cache[0]));
+        put_service_sample(o, "export_lookup_cache_total", m->services[i].name, "result", "miss",
+                           get(&m->services[i].cache[1]));
+    }
+    put_family(o, "export_lookup_permits_in_use", "gauge",
+               "Permits of the service's fleet-wide cap (_MAX_INFLIGHT) held by this worker's "
+               "requests now.");
+    for (i = 0; i < m->nservices; i++) {
+        put(o, "export_lookup_permits_in_use{service=\"");
+        put_label(o, m->services[i].name);
+        put(o, "\"} %lld\n",
+            (long long)atomic_load_explicit((atomic_llong *)&m->services[i].permits_in_use,
+                                            memory_order_relaxed));
+    }
+    put_family(o, "export_lookup_permit_wait_seconds", "histogram",
+               "Time each request waited for a permit of the service's fleet-wide cap.");
+    for (i = 0; i < m->nservices; i++)
+        put_histogram(o, "export_lookup_permit_wait_seconds", &m->services[i].permit_wait,
+                      "service", m->services[i].name);
+    put_family(o, "export_lookup_rate_delayed_total", "counter",
+               "Requests held back by the service's fleet-wide rate (_RATE).");
+    for (i = 0; i < m->nservices; i++) {
+        put(o, "export_lookup_rate_delayed_total{service=\"");
+        put_label(o, m->services[i].name);
+        put(o, "\"} %llu\n", get(&m->services[i].rate_delayed));
+    }
+}
+
 exw_err exw_metrics_render(const struct exw_metrics *m, struct exw_buf *out)
 {
     struct out o = {.b = out, .rc = EXW_OK};
@@ -442,6 +528,7 @@ exw_err exw_metrics_render(const struct exw_metrics *m, struct exw_buf *out)
     put(&o, "\"} 1\n");
     put_jobs(&o, m);
     put_lookups(&o, m);
+    put_sparing(&o, m);
     put_family(&o, "export_pool_threads", "gauge", "Lookup threads running.");
     put(&o, "export_pool_threads %lld\n", exw_metrics_gauge(m, EXW_GAUGE_POOL_THREADS));
     put_family(&o, "export_pool_busy_threads", "gauge", "Lookup threads busy with a lookup now.");

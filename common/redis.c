@@ -3,7 +3,17 @@
  * Commands go through redisCommandArgv with explicit lengths, never format
  * strings built at run time. Error replies are sorted into transient and
  * permanent ones by their code (the first word, which Redis documents as
- * the error's kind), never by the rest of their text. */
+ * the error's kind), never by the rest of their text.
+ *
+ * Redis Sentinel and Cluster: which node a connection goes to is
+ * topology.c's (exw_redis_connect asks it); this file talks to the node.
+ * exw_redis_run() follows MOVED (the connection moves to the node named and
+ * the command is sent again) and ASK (ASKING and the command, once, on a
+ * connection of their own), at most REDIRECTS_MAX times; NOSCRIPT is
+ * answered with EVAL on whichever node said it. A redirect is safe to
+ * follow: the node that sends one did not run the command. Errors that mean
+ * the primary or the owner changed (READONLY, CLUSTERDOWN, redirects past
+ * the limit) break the connection, so that the next one finds the new one. */
 #include "exw/redis.h"
 
 #include <errno.h>
@@ -15,26 +25,40 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "exw/cluster.h"
+#include "exw/topology.h"
+#include "exw/setting.h"
+
+/* MOVED and ASK followed for one command; a slot that moves more often than
+ * this during one command is in the middle of a reshard: retry later. */
+#define REDIRECTS_MAX 5
+
 struct exw_redis {
     redisContext *c;
     char *prefix;
     char *worker_id;
-    long timeout_ms;
+    long timeout_ms;     /* as given to exw_redis_connect */
+    long cur_timeout_ms; /* as set now: blocking commands raise it */
     int broken;
     exw_redis_fault_fn fault;
     void *fault_ud;
+    char *user, *password;   /* the URL's, for AUTH on another node (MOVED, ASK) */
+    int cluster;             /* the server is a cluster node */
+    int slot;                /* the prefix's slot on a cluster, else -1 */
+    char node[EXW_NODE_MAX]; /* host:port of the server; "" on a unix socket */
 };
 
 /* Error codes after which a retry may well succeed (OOM and MISCONF once the
  * memory or the disk that Redis lacks comes back). READONLY also means the
- * node is a replica now: the connection is dropped so that the next finds
- * the primary. */
+ * node is a replica now, CLUSTERDOWN that the slot's owner is failing over,
+ * and MOVED or ASK left after REDIRECTS_MAX that the slot keeps moving: the
+ * connection is dropped so that the next finds the primary. */
 static const struct {
     const char *code;
     int reconnect;
 } transient_codes[] = {
-    {"LOADING", 0}, {"BUSY", 0},    {"TRYAGAIN", 0}, {"MASTERDOWN", 0},
-    {"OOM", 0},     {"MISCONF", 0}, {"READONLY", 1},
+    {"LOADING", 0}, {"BUSY", 0},     {"TRYAGAIN", 0},    {"MASTERDOWN", 0}, {"OOM", 0},
+    {"MISCONF", 0}, {"READONLY", 1}, {"CLUSTERDOWN", 1}, {"MOVED", 1},      {"ASK", 1},
 };
 
 static struct exw_reply *wrap(redisReply *r) { return (struct exw_reply *)(void *)r; }
@@ -105,12 +129,18 @@ void exw_cmd_script(struct exw_cmd *c, const struct exw_script *script, int nkey
 
 /* ---- The connection ---- */
 
+static struct timeval to_timeval(long ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+    return tv;
+}
+
 void exw_redis_set_timeout(struct exw_redis *rd, long timeout_ms)
 {
-    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-
+    rd->cur_timeout_ms = timeout_ms;
     if (rd->c != NULL && !rd->broken)
-        redisSetTimeout(rd->c, tv);
+        redisSetTimeout(rd->c, to_timeval(timeout_ms));
 }
 
 /* Sorts a NULL reply or an error reply into the three kinds of redis.h. */
@@ -146,19 +176,171 @@ static int is_noscript(const redisReply *r)
            (r->str[8] == ' ' || r->str[8] == '\0');
 }
 
-/* One round trip; *@out is the raw reply (NULL when the connection failed). */
-static void round_trip(struct exw_redis *rd, const struct exw_cmd *c, redisReply **out)
+/* One round trip on @c (the connection's own, or a redirect's); *@out is the
+ * raw reply (NULL when the connection failed). The test fault applies to the
+ * connection's own context only. */
+static void round_trip(struct exw_redis *rd, redisContext *ctx, const struct exw_cmd *c,
+                       redisReply **out)
 {
-    int lose = rd->fault != NULL && rd->fault(c, rd->fault_ud);
+    int lose = ctx == rd->c && rd->fault != NULL && rd->fault(c, rd->fault_ud);
 
-    *out = redisCommandArgv(rd->c, c->n, c->v, c->len);
+    *out = redisCommandArgv(ctx, c->n, c->v, c->len);
     if (lose && *out != NULL) {
         /* The command ran on Redis; its reply is lost on the way back. */
         freeReplyObject(*out);
         *out = NULL;
-        rd->c->err = REDIS_ERR_IO;
-        snprintf(rd->c->errstr, sizeof(rd->c->errstr), "reply lost (test fault)");
+        ctx->err = REDIS_ERR_IO;
+        snprintf(ctx->errstr, sizeof(ctx->errstr), "reply lost (test fault)");
     }
+}
+
+/* A round trip, and again as EVAL when the server does not know the script
+ * (a restart, a failover, another node). */
+static void send_cmd(struct exw_redis *rd, redisContext *ctx, struct exw_cmd *c, redisReply **out)
+{
+    round_trip(rd, ctx, c, out);
+    if (is_noscript(*out) && c->n >= 3 && strcmp(c->v[0], "EVALSHA") == 0) {
+        /* Argument 1 is the script's sha1 (exw_cmd_script); EVAL with its
+         * body also loads it for the next EVALSHA. */
+        const struct exw_script *s = exw_script_by_sha1(c->v[1]);
+
+        freeReplyObject(*out);
+        EXW_ASSERT(s != NULL);
+        c->v[0] = "EVAL";
+        c->len[0] = 4;
+        c->v[1] = s->body;
+        c->len[1] = s->len;
+        round_trip(rd, ctx, c, out);
+    }
+}
+
+/* Opens @host:@port or the unix socket @path with the connection's timeout
+ * into *@out and authenticates as the URL says. */
+static exw_err open_ctx(const struct exw_redis *rd, const char *host, int port, const char *path,
+                        redisContext **out, struct exw_errbuf *eb)
+{
+    char node[EXW_NODE_MAX];
+    redisContext *ctx;
+    redisReply *r;
+    const char *argv[3];
+    size_t argl[3];
+    int n = 0;
+
+    *out = NULL;
+    if (path != NULL)
+        ctx = redisConnectUnixWithTimeout(path, to_timeval(rd->timeout_ms));
+    else
+        ctx = redisConnectWithTimeout(host, port, to_timeval(rd->timeout_ms));
+    if (ctx == NULL)
+        return exw_errbuf_set(eb, EXW_ENOMEM, "cannot allocate a Redis connection");
+    if (path == NULL)
+        exw_cluster_node_name(host, port, node, sizeof(node));
+    if (ctx->err) {
+        exw_errbuf_set(eb, EXW_EREDIS, "cannot connect to Redis at %s: %s", path ? path : node,
+                       ctx->errstr);
+        redisFree(ctx);
+        return EXW_EREDIS;
+    }
+    redisSetTimeout(ctx, to_timeval(rd->cur_timeout_ms));
+    if (rd->password != NULL) {
+        argv[n++] = "AUTH";
+        if (rd->user != NULL)
+            argv[n++] = rd->user;
+        argv[n++] = rd->password;
+        for (int i = 0; i < n; i++)
+            argl[i] = strlen(argv[i]);
+        r = redisCommandArgv(ctx, n, argv, argl);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+            exw_err rc = r == NULL ? EXW_EREDIS : EXW_EREPLY;
+
+            /* The reply text never contains the password. */
+            exw_errbuf_set(eb, rc, "AUTH at %s: %s", path ? path : node, r ? r->str : ctx->errstr);
+            if (r != NULL)
+                freeReplyObject(r);
+            redisFree(ctx);
+            return rc;
+        }
+        freeReplyObject(r);
+    }
+    *out = ctx;
+    return EXW_OK;
+}
+
+/* Whether @r is a MOVED or ASK error that names a node: its kind, slot and
+ * node into @ask, *@slot, @host and *@port. */
+static int parse_redirect(const redisReply *r, int *ask, int *slot, char *host, size_t host_size,
+                          int *port)
+{
+    const char *p, *sp;
+    long v = 0;
+
+    if (r == NULL || r->type != REDIS_REPLY_ERROR)
+        return 0;
+    if (strncmp(r->str, "MOVED ", 6) == 0)
+        *ask = 0;
+    else if (strncmp(r->str, "ASK ", 4) == 0)
+        *ask = 1;
+    else
+        return 0;
+    p = r->str + (*ask ? 4 : 6);
+    for (sp = p; *sp >= '0' && *sp <= '9' && v < EXW_CLUSTER_SLOTS; sp++)
+        v = v * 10 + (*sp - '0');
+    if (sp == p || *sp != ' ' || v >= EXW_CLUSTER_SLOTS)
+        return 0;
+    *slot = (int)v;
+    sp++;
+    return exw_cluster_node_parse(sp, strlen(sp), host, host_size, port) == 0;
+}
+
+/* Sends @c to the node that @r (a MOVED or ASK) names and replaces @r with
+ * that node's reply. MOVED moves the connection there; ASK sends ASKING and
+ * the command on a connection of their own, closed after. */
+static exw_err follow(struct exw_redis *rd, struct exw_cmd *c, redisReply **r, const char *what,
+                      struct exw_errbuf *eb)
+{
+    char host[EXW_NODE_MAX], node[EXW_NODE_MAX];
+    struct exw_errbuf why = {{0}};
+    redisContext *ctx = NULL;
+    redisReply *asking;
+    int ask = 0, slot = 0, port = 0;
+    exw_err rc;
+
+    if (!parse_redirect(*r, &ask, &slot, host, sizeof(host), &port))
+        return EXW_OK;
+    freeReplyObject(*r);
+    *r = NULL;
+    exw_cluster_node_name(host, port, node, sizeof(node));
+    exw_cluster_note_node(host, port);
+    rc = open_ctx(rd, host, port, NULL, &ctx, &why);
+    if (rc != EXW_OK) {
+        rd->broken = 1;
+        return exw_errbuf_set(eb, rc == EXW_ENOMEM ? EXW_ENOMEM : EXW_EREDIS,
+                              "%s: following %s to %s: %s", what, ask ? "ASK" : "MOVED", node,
+                              why.msg);
+    }
+    if (!ask) {
+        redisFree(rd->c);
+        rd->c = ctx;
+        snprintf(rd->node, sizeof(rd->node), "%s", node);
+        if (slot == rd->slot) {
+            exw_cluster_note_owner(host, port);
+            exw_topology_note_primary(node, "the owner of the prefix's cluster slot");
+        }
+        send_cmd(rd, rd->c, c, r);
+        return EXW_OK;
+    }
+    asking = redisCommand(ctx, "ASKING");
+    if (asking != NULL && asking->type != REDIS_REPLY_ERROR)
+        send_cmd(rd, ctx, c, r);
+    if (asking != NULL)
+        freeReplyObject(asking);
+    if (*r == NULL) {
+        rd->broken = 1;
+        rc = exw_errbuf_set(eb, EXW_EREDIS, "%s: following ASK to %s: %s", what, node,
+                            ctx->errstr[0] ? ctx->errstr : "ASKING refused");
+    }
+    redisFree(ctx);
+    return rc;
 }
 
 exw_err exw_redis_run(struct exw_redis *rd, struct exw_cmd *c, const char *what,
@@ -166,25 +348,23 @@ exw_err exw_redis_run(struct exw_redis *rd, struct exw_cmd *c, const char *what,
 {
     redisReply *r = NULL;
     exw_err rc;
+    int hops;
 
     *out = NULL;
     if (rd->broken) {
         rc = exw_errbuf_set(eb, EXW_EREDIS, "%s: connection broken", what);
         goto out;
     }
-    round_trip(rd, c, &r);
-    if (is_noscript(r) && c->n >= 3 && strcmp(c->v[0], "EVALSHA") == 0) {
-        /* Argument 1 is the script's sha1 (exw_cmd_script); EVAL with its
-         * body also loads it for the next EVALSHA. */
-        const struct exw_script *s = exw_script_by_sha1(c->v[1]);
-
-        freeReplyObject(r);
-        EXW_ASSERT(s != NULL);
-        c->v[0] = "EVAL";
-        c->len[0] = 4;
-        c->v[1] = s->body;
-        c->len[1] = s->len;
-        round_trip(rd, c, &r);
+    send_cmd(rd, rd->c, c, &r);
+    /* Redis Cluster: the command did not run where it was sent; send it
+     * where the node says. What is left after the limit counts as a
+     * transient error (check_reply). */
+    for (hops = 0; hops < REDIRECTS_MAX && r != NULL && r->type == REDIS_REPLY_ERROR; hops++) {
+        if (strncmp(r->str, "MOVED ", 6) != 0 && strncmp(r->str, "ASK ", 4) != 0)
+            break;
+        rc = follow(rd, c, &r, what, eb);
+        if (rc != EXW_OK)
+            goto out;
     }
     rc = check_reply(rd, r, what, eb);
     if (rc != EXW_OK) {
@@ -219,56 +399,55 @@ exw_err exw_redis_run_int(struct exw_redis *rd, struct exw_cmd *c, const char *w
     return rc;
 }
 
+exw_err exw_redis_open(const char *host, int port, const char *path, const char *user,
+                       const char *password, long timeout_ms, struct exw_redis **out,
+                       struct exw_errbuf *eb)
+{
+    struct exw_redis *rd = exw_xcalloc(1, sizeof(*rd));
+    exw_err rc;
+
+    rd->prefix = exw_xstrdup("");
+    rd->worker_id = exw_xstrdup("");
+    rd->timeout_ms = rd->cur_timeout_ms = timeout_ms;
+    rd->user = user ? exw_xstrdup(user) : NULL;
+    rd->password = password ? exw_xstrdup(password) : NULL;
+    rd->slot = -1;
+    rc = open_ctx(rd, host, port, path, &rd->c, eb);
+    if (rc != EXW_OK) {
+        exw_redis_free(rd);
+        rd = NULL;
+    } else if (path == NULL) {
+        exw_cluster_node_name(host, port, rd->node, sizeof(rd->node));
+    }
+    *out = rd;
+    return rc;
+}
+
+void exw_redis_set_names(struct exw_redis *rd, const char *prefix, const char *worker_id)
+{
+    free(rd->prefix);
+    free(rd->worker_id);
+    rd->prefix = exw_xstrdup(prefix);
+    rd->worker_id = exw_xstrdup(worker_id);
+}
+
+void exw_redis_set_cluster(struct exw_redis *rd, int slot)
+{
+    rd->cluster = 1;
+    rd->slot = slot;
+}
+
+int exw_redis_is_cluster(const struct exw_redis *rd) { return rd->cluster; }
+const char *exw_redis_node(const struct exw_redis *rd) { return rd->node; }
+
 exw_err exw_redis_connect(const struct exw_redis_addr *addr, const char *prefix,
                           const char *worker_id, long timeout_ms, struct exw_redis **out,
                           struct exw_errbuf *eb)
 {
-    struct exw_redis *rd = exw_xcalloc(1, sizeof(*rd));
-    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-    struct exw_cmd c;
-    exw_err rc = EXW_OK;
+    exw_err rc = exw_topology_connect(addr, prefix, timeout_ms, out, eb);
 
-    exw_cmd_init(&c);
-    rd->prefix = exw_xstrdup(prefix);
-    rd->worker_id = exw_xstrdup(worker_id);
-    rd->timeout_ms = timeout_ms;
-    if (addr->path != NULL)
-        rd->c = redisConnectUnixWithTimeout(addr->path, tv);
-    else
-        rd->c = redisConnectWithTimeout(addr->host, addr->port, tv);
-    if (rd->c == NULL) {
-        rc = exw_errbuf_set(eb, EXW_ENOMEM, "cannot allocate a Redis connection");
-        goto out;
-    }
-    if (rd->c->err) {
-        rc = exw_errbuf_set(eb, EXW_EREDIS, "cannot connect to Redis at %s:%d: %s",
-                            addr->path ? addr->path : addr->host, addr->path ? 0 : addr->port,
-                            rd->c->errstr);
-        goto out;
-    }
-    exw_redis_set_timeout(rd, timeout_ms);
-    if (addr->password != NULL) {
-        exw_cmd_add(&c, "AUTH");
-        if (addr->user != NULL)
-            exw_cmd_add(&c, addr->user);
-        exw_cmd_add(&c, addr->password);
-        /* The reply text never contains the password. */
-        rc = exw_redis_run_simple(rd, &c, "AUTH", eb);
-        if (rc != EXW_OK)
-            goto out;
-    }
-    if (addr->db != 0) {
-        exw_cmd_add(&c, "SELECT");
-        exw_cmd_addf(&c, "%d", addr->db);
-        rc = exw_redis_run_simple(rd, &c, "SELECT", eb);
-    }
-out:
-    exw_cmd_cleanup(&c);
-    if (rc != EXW_OK) {
-        exw_redis_free(rd);
-        rd = NULL;
-    }
-    *out = rd;
+    if (rc == EXW_OK)
+        exw_redis_set_names(*out, prefix, worker_id);
     return rc;
 }
 
@@ -280,6 +459,8 @@ void exw_redis_free(struct exw_redis *rd)
         redisFree(rd->c);
     free(rd->prefix);
     free(rd->worker_id);
+    free(rd->user);
+    exw_setting_free_secret(rd->password);
     free(rd);
 }
 

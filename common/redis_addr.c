@@ -103,8 +103,10 @@ static long parse_digits(const char *s, size_t n, long min, long max)
     return v >= min && v <= max ? v : -1;
 }
 
-/* HOST[:PORT][/DB] after redis:// and any user info. */
-static exw_err parse_tcp_target(const char *p, struct exw_redis_addr *a, struct exw_errbuf *eb)
+/* HOST[:PORT][/DB] after redis:// and any user info; HOST may be left out
+ * when @host_optional. */
+static exw_err parse_tcp_target(const char *p, struct exw_redis_addr *a, int host_optional,
+                                struct exw_errbuf *eb)
 {
     const char *host, *end;
     size_t hlen;
@@ -131,9 +133,10 @@ static exw_err parse_tcp_target(const char *p, struct exw_redis_addr *a, struct 
                                   " (an IPv6 address goes in [])");
         p += hlen;
     }
-    if (hlen == 0)
+    if (hlen == 0 && !host_optional)
         return exw_errbuf_set(eb, EXW_ECONFIG, "has no host");
-    a->host = exw_xstrndup(host, hlen);
+    if (hlen > 0)
+        a->host = exw_xstrndup(host, hlen);
 
     a->port = 6379;
     if (*p == ':') {
@@ -160,7 +163,8 @@ static exw_err parse_tcp_target(const char *p, struct exw_redis_addr *a, struct 
 
 /* The part after redis://. The user info ends at the last '@': a host, port
  * or database never holds one, a careless password might. */
-static exw_err parse_tcp(const char *rest, struct exw_redis_addr *a, struct exw_errbuf *eb)
+static exw_err parse_tcp(const char *rest, struct exw_redis_addr *a, int host_optional,
+                         struct exw_errbuf *eb)
 {
     const char *at = strrchr(rest, '@');
     exw_err rc;
@@ -171,7 +175,7 @@ static exw_err parse_tcp(const char *rest, struct exw_redis_addr *a, struct exw_
             return rc;
         rest = at + 1;
     }
-    return parse_tcp_target(rest, a, eb);
+    return parse_tcp_target(rest, a, host_optional, eb);
 }
 
 /* The part after unix://: [USER:PASSWORD@]/PATH[?db=N]. */
@@ -222,6 +226,12 @@ static int has_scheme(const char *url, const char *scheme)
 
 exw_err exw_redis_addr_parse(const char *url, struct exw_redis_addr *out, struct exw_errbuf *eb)
 {
+    return exw_redis_addr_parse_for(url, out, 0, eb);
+}
+
+exw_err exw_redis_addr_parse_for(const char *url, struct exw_redis_addr *out, int host_optional,
+                                 struct exw_errbuf *eb)
+{
     exw_err rc;
 
     memset(out, 0, sizeof(*out));
@@ -230,7 +240,7 @@ exw_err exw_redis_addr_parse(const char *url, struct exw_redis_addr *out, struct
     else if (exw_setting_has_space_or_control(url))
         rc = exw_errbuf_set(eb, EXW_ECONFIG, "must not contain spaces or control characters");
     else if (has_scheme(url, "redis://"))
-        rc = parse_tcp(url + strlen("redis://"), out, eb);
+        rc = parse_tcp(url + strlen("redis://"), out, host_optional, eb);
     else if (has_scheme(url, "unix://"))
         rc = parse_unix(url + strlen("unix://"), out, eb);
     else if (has_scheme(url, "rediss://"))
@@ -242,6 +252,114 @@ exw_err exw_redis_addr_parse(const char *url, struct exw_redis_addr *out, struct
     return rc;
 }
 
+/* ---- Sentinels ---- */
+
+static void free_sentinels(struct exw_redis_addr *a)
+{
+    size_t i;
+
+    for (i = 0; i < a->nsentinels; i++)
+        free(a->sentinels[i].host);
+    free(a->sentinels);
+    free(a->master);
+    exw_setting_free_secret(a->sentinel_password);
+    a->sentinels = NULL;
+    a->nsentinels = 0;
+    a->master = NULL;
+    a->sentinel_password = NULL;
+}
+
+/* One entry of the list, @n bytes at @s, spaces trimmed: HOST[:PORT] or
+ * [IPV6][:PORT]. The text is no secret, but it is not shown either: the
+ * entry's number says which one to fix. */
+static exw_err parse_sentinel(const char *s, size_t n, size_t nr, struct exw_redis_sentinel *out,
+                              struct exw_errbuf *eb)
+{
+    const char *host = s, *rest;
+    size_t hlen;
+    long v;
+
+    if (n == 0)
+        return exw_errbuf_set(eb, EXW_ECONFIG, "entry %zu is empty", nr);
+    if (*s == '[') {
+        const char *end = memchr(s, ']', n);
+
+        host = s + 1;
+        if (end == NULL)
+            return exw_errbuf_set(eb, EXW_ECONFIG, "entry %zu: the IPv6 host lacks its closing ]",
+                                  nr);
+        hlen = (size_t)(end - host);
+        if (hlen == 0 || strspn(host, HEX_DIGITS ":.") < hlen)
+            return exw_errbuf_set(eb, EXW_ECONFIG, "entry %zu: the IPv6 host is not an address",
+                                  nr);
+        rest = end + 1;
+    } else {
+        hlen = 0;
+        while (hlen < n && s[hlen] != ':')
+            hlen++;
+        if (hlen == 0 || strspn(host, EXW_SETTING_ALNUM ".-_") < hlen)
+            return exw_errbuf_set(eb, EXW_ECONFIG,
+                                  "entry %zu: write HOST:PORT, the host of letters, digits, '.',"
+                                  " '-' and '_' (an IPv6 address goes in [])",
+                                  nr);
+        rest = s + hlen;
+    }
+    out->port = 26379;
+    if (rest < s + n) {
+        if (*rest != ':')
+            return exw_errbuf_set(eb, EXW_ECONFIG, "entry %zu: expected :PORT after the host", nr);
+        v = parse_digits(rest + 1, (size_t)(s + n - rest - 1), 1, 65535);
+        if (v < 0)
+            return exw_errbuf_set(eb, EXW_ECONFIG,
+                                  "entry %zu: the port must be a number from 1 to 65535", nr);
+        out->port = (int)v;
+    }
+    out->host = exw_xstrndup(host, hlen);
+    return EXW_OK;
+}
+
+exw_err exw_redis_addr_set_sentinels(struct exw_redis_addr *a, const char *list, const char *master,
+                                     const char *sentinel_password, struct exw_errbuf *eb)
+{
+    const char *p = list, *end;
+    size_t n, nr = 0;
+    exw_err rc = EXW_OK;
+
+    free_sentinels(a);
+    if (exw_setting_has_control(list, strlen(list)))
+        return exw_errbuf_set(eb, EXW_ECONFIG, "must not contain control characters");
+    a->sentinels = exw_xcalloc(EXW_REDIS_SENTINELS_MAX, sizeof(*a->sentinels));
+    for (;;) {
+        end = strchr(p, ',');
+        n = end ? (size_t)(end - p) : strlen(p);
+        while (n > 0 && *p == ' ') {
+            p++;
+            n--;
+        }
+        while (n > 0 && p[n - 1] == ' ')
+            n--;
+        if (++nr > EXW_REDIS_SENTINELS_MAX) {
+            rc = exw_errbuf_set(eb, EXW_ECONFIG, "names more than %d sentinels",
+                                EXW_REDIS_SENTINELS_MAX);
+            break;
+        }
+        rc = parse_sentinel(p, n, nr, &a->sentinels[a->nsentinels], eb);
+        if (rc != EXW_OK)
+            break;
+        a->nsentinels++;
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    if (rc != EXW_OK) {
+        free_sentinels(a);
+        return rc;
+    }
+    a->master = master ? exw_xstrdup(master) : NULL;
+    a->sentinel_password = sentinel_password ? exw_xstrdup(sentinel_password) : NULL;
+    return EXW_OK;
+}
+
 void exw_redis_addr_cleanup(struct exw_redis_addr *a)
 {
     if (a == NULL)
@@ -250,6 +368,7 @@ void exw_redis_addr_cleanup(struct exw_redis_addr *a)
     free(a->path);
     free(a->user);
     exw_setting_free_secret(a->password);
+    free_sentinels(a);
     memset(a, 0, sizeof(*a));
 }
 
@@ -275,5 +394,7 @@ void exw_redis_addr_describe(const struct exw_redis_addr *a, struct exw_buf *b)
     } else if (a->host) {
         exw_buf_printf_cut(b, strchr(a->host, ':') ? "[%s]:%d/%d" : "%s:%d/%d", a->host, a->port,
                            a->db);
+    } else {
+        exw_buf_printf_cut(b, "/%d", a->db);
     }
 }

@@ -22,7 +22,19 @@
 #define SVC_URL_MAX 8192
 #define SVC_AUTH_MAX 65536
 
-enum svc_key { SVC_URL, SVC_AUTH, SVC_AUTH_FILE, SVC_TIMEOUT, SVC_RETRIES };
+enum svc_key {
+    SVC_URL,
+    SVC_AUTH,
+    SVC_AUTH_FILE,
+    SVC_TIMEOUT,
+    SVC_RETRIES,
+    SVC_MAX_INFLIGHT,
+    SVC_RATE,
+    SVC_CACHE_TTL,
+    SVC_CACHE_MAX_BYTES,
+    SVC_BATCH_URL,
+    SVC_BATCH_MAX
+};
 
 /* Matched from the right and in this order, so that a suffix wins over any
  * shorter one it ends with and the name is whatever is left. */
@@ -30,9 +42,15 @@ static const struct {
     const char *suffix;
     enum svc_key key;
 } svc_suffixes[] = {
+    {"_CACHE_MAX_BYTES", SVC_CACHE_MAX_BYTES},
+    {"_MAX_INFLIGHT", SVC_MAX_INFLIGHT},
     {"_TIMEOUT_MS", SVC_TIMEOUT},
     {"_AUTH_FILE", SVC_AUTH_FILE},
+    {"_BATCH_URL", SVC_BATCH_URL},
+    {"_BATCH_MAX", SVC_BATCH_MAX},
+    {"_CACHE_TTL", SVC_CACHE_TTL},
     {"_RETRIES", SVC_RETRIES},
+    {"_RATE", SVC_RATE},
     {"_AUTH", SVC_AUTH},
     {"_URL", SVC_URL},
 };
@@ -46,6 +64,7 @@ struct svc_found {
     const char *url_from_flag; /* set when a --service gave the URL */
     const char *auth;
     const char *auth_file;
+    const char *batch_url;
 };
 
 struct svc_scan {
@@ -92,6 +111,8 @@ static size_t find_or_add_service(struct svc_scan *sc, const char *name, size_t 
     svc->name[n] = '\0';
     svc->timeout_ms = EXW_SERVICE_TIMEOUT_MS_DEFAULT;
     svc->retries = EXW_SERVICE_RETRIES_DEFAULT;
+    svc->cache_max_bytes = EXW_SERVICE_CACHE_MAX_BYTES_DEFAULT;
+    svc->batch_max = EXW_SERVICE_BATCH_MAX_DEFAULT;
     return sc->n++;
 }
 
@@ -136,7 +157,8 @@ static void scan_service_var(struct svc_scan *sc, const char *entry)
     if (i == NSUFFIXES) {
         exw_setting_report(sc->errs, label,
                            "not a lookup service setting; expected EXPORT_SERVICE_<NAME>_URL,"
-                           " _AUTH, _AUTH_FILE, _TIMEOUT_MS or _RETRIES");
+                           " _AUTH, _AUTH_FILE, _TIMEOUT_MS, _RETRIES, _MAX_INFLIGHT, _RATE,"
+                           " _CACHE_TTL, _CACHE_MAX_BYTES, _BATCH_URL or _BATCH_MAX");
         return;
     }
     nlen = klen - strlen(SVC_PREFIX) - strlen(svc_suffixes[i].suffix);
@@ -166,6 +188,30 @@ static void scan_service_var(struct svc_scan *sc, const char *entry)
     case SVC_RETRIES:
         exw_setting_parse_long(value, EXW_SERVICE_RETRIES_MIN, EXW_SERVICE_RETRIES_MAX,
                                &svc->retries, label, sc->errs);
+        break;
+    case SVC_MAX_INFLIGHT:
+        exw_setting_parse_long(value, EXW_SERVICE_MAX_INFLIGHT_MIN, EXW_SERVICE_MAX_INFLIGHT_MAX,
+                               &svc->max_inflight, label, sc->errs);
+        break;
+    case SVC_RATE:
+        exw_setting_parse_long(value, EXW_SERVICE_RATE_MIN, EXW_SERVICE_RATE_MAX, &svc->rate, label,
+                               sc->errs);
+        break;
+    case SVC_CACHE_TTL:
+        exw_setting_parse_long(value, 0, EXW_SERVICE_CACHE_TTL_MAX, &svc->cache_ttl_s, label,
+                               sc->errs);
+        break;
+    case SVC_CACHE_MAX_BYTES:
+        exw_setting_parse_long(value, EXW_SERVICE_CACHE_MAX_BYTES_MIN,
+                               EXW_SERVICE_CACHE_MAX_BYTES_MAX, &svc->cache_max_bytes, label,
+                               sc->errs);
+        break;
+    case SVC_BATCH_URL:
+        slot = &sc->found[k].batch_url;
+        break;
+    case SVC_BATCH_MAX:
+        exw_setting_parse_long(value, EXW_SERVICE_BATCH_MAX_MIN, EXW_SERVICE_BATCH_MAX_MAX,
+                               &svc->batch_max, label, sc->errs);
         break;
     }
     if (slot != NULL && *slot == NULL)
@@ -207,11 +253,13 @@ static const char *authority_of(const char *url, size_t *len)
     return a;
 }
 
-/* Why @url is not a usable lookup URL template, or NULL if it is one. */
-static const char *service_url_problem(const char *url)
+/* Why @url is not a usable lookup URL template with @hole ("{key}" or
+ * "{keys}") where the key or keys go, or NULL if it is one. */
+static const char *service_url_problem(const char *url, const char *hole)
 {
     const char *authority, *key;
     size_t alen;
+    int batch = strcmp(hole, "{keys}") == 0;
 
     if (strlen(url) > SVC_URL_MAX)
         return "is longer than 8192 bytes";
@@ -220,15 +268,17 @@ static const char *service_url_problem(const char *url)
     if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
         return "must start with http:// or https://";
     authority = authority_of(url, &alen);
-    key = strstr(url, "{key}");
+    key = strstr(url, hole);
     /* The host follows the last '@' of the authority (user info before it). */
     if (alen == 0 || authority[alen - 1] == '@' || authority[0] == '@' ||
         authority[alen - 1] == ':')
         return "has no host";
     if (key == NULL)
-        return "must contain {key} where the key goes";
+        return batch ? "must contain {keys} where the keys go"
+                     : "must contain {key} where the key goes";
     if (key < authority + alen)
-        return "must have {key} in its path or query, not in the host";
+        return batch ? "must have {keys} in its path or query, not in the host"
+                     : "must have {key} in its path or query, not in the host";
     return NULL;
 }
 
@@ -305,11 +355,19 @@ static void finish_service(struct svc_scan *sc, size_t k)
     } else {
         snprintf(label, sizeof(label), f->url_from_flag ? "--service %s" : SVC_PREFIX "%s_URL",
                  svc->name);
-        problem = service_url_problem(f->url);
+        problem = service_url_problem(f->url, "{key}");
         if (problem != NULL)
             exw_setting_report(sc->errs, label, "%s", problem);
         else
             svc->url = exw_xstrdup(f->url);
+    }
+    if (f->batch_url != NULL) {
+        snprintf(label, sizeof(label), SVC_PREFIX "%s_BATCH_URL", svc->name);
+        problem = service_url_problem(f->batch_url, "{keys}");
+        if (problem != NULL)
+            exw_setting_report(sc->errs, label, "%s", problem);
+        else
+            svc->batch_url = exw_xstrdup(f->batch_url);
     }
 
     snprintf(label, sizeof(label), SVC_PREFIX "%s_AUTH%s", svc->name,
@@ -362,30 +420,105 @@ void exw_services_cleanup(struct exw_service *s, size_t n)
     for (i = 0; i < n; i++) {
         exw_setting_free_secret(s[i].url);
         exw_setting_free_secret(s[i].auth);
+        exw_setting_free_secret(s[i].batch_url);
         s[i].url = NULL;
         s[i].auth = NULL;
+        s[i].batch_url = NULL;
     }
+}
+
+/* Appends " service.NAME.WHAT=URL", with the user info of @url shown as ***. */
+static void describe_url(struct exw_buf *b, const char *name, const char *what, const char *url)
+{
+    const char *authority, *at;
+    size_t alen;
+
+    authority = authority_of(url, &alen);
+    at = memchr(authority, '@', alen);
+    if (at == NULL || authority == url)
+        exw_buf_printf_cut(b, " service.%s.%s=%s", name, what, url);
+    else /* The user info, up to the host's '@', is a secret. */
+        exw_buf_printf_cut(b, " service.%s.%s=%.*s***%s", name, what, (int)(authority - url), url,
+                           at);
 }
 
 void exw_services_describe(const struct exw_service *s, size_t n, struct exw_buf *b)
 {
-    const char *url, *authority, *at;
-    size_t i, alen;
+    size_t i;
 
     for (i = 0; i < n; i++) {
-        url = s[i].url ? s[i].url : "";
-        authority = authority_of(url, &alen);
-        at = memchr(authority, '@', alen);
-        if (at == NULL || authority == url)
-            exw_buf_printf_cut(b, " service.%s.url=%s", s[i].name, url);
-        else /* The user info, up to the host's '@', is a secret. */
-            exw_buf_printf_cut(b, " service.%s.url=%.*s***%s", s[i].name, (int)(authority - url),
-                               url, at);
+        describe_url(b, s[i].name, "url", s[i].url ? s[i].url : "");
         if (s[i].auth)
             exw_buf_printf_cut(b, " service.%s.auth=***", s[i].name);
         exw_buf_printf_cut(b, " service.%s.timeout-ms=%ld service.%s.retries=%ld", s[i].name,
                            s[i].timeout_ms, s[i].name, s[i].retries);
+        if (s[i].max_inflight > 0)
+            exw_buf_printf_cut(b, " service.%s.max-inflight=%ld", s[i].name, s[i].max_inflight);
+        if (s[i].rate > 0)
+            exw_buf_printf_cut(b, " service.%s.rate=%ld", s[i].name, s[i].rate);
+        if (s[i].cache_ttl_s > 0)
+            exw_buf_printf_cut(b, " service.%s.cache-ttl=%ld service.%s.cache-max-bytes=%ld",
+                               s[i].name, s[i].cache_ttl_s, s[i].name, s[i].cache_max_bytes);
+        if (s[i].batch_url != NULL) {
+            describe_url(b, s[i].name, "batch-url", s[i].batch_url);
+            exw_buf_printf_cut(b, " service.%s.batch-max=%ld", s[i].name, s[i].batch_max);
+        }
     }
+}
+
+/* One setting's --help entry, laid out as config.c lays out its own. */
+static void usage_entry(struct exw_buf *b, const char *name, const char *help, const char *range)
+{
+    const char *nl;
+
+    exw_buf_printf_cut(b, "  EXPORT_SERVICE_<NAME>_%s\n", name);
+    for (;;) {
+        nl = strchr(help, '\n');
+        if (nl == NULL)
+            nl = help + strlen(help);
+        exw_buf_printf_cut(b, "      %.*s\n", (int)(nl - help), help);
+        if (*nl == '\0')
+            break;
+        help = nl + 1;
+    }
+    if (range != NULL)
+        exw_buf_printf_cut(b, "      %s\n", range);
+}
+
+void exw_services_usage(struct exw_buf *b)
+{
+    char range[96];
+
+    snprintf(range, sizeof(range), "Default none, from %d to %d.", EXW_SERVICE_MAX_INFLIGHT_MIN,
+             EXW_SERVICE_MAX_INFLIGHT_MAX);
+    usage_entry(b, "MAX_INFLIGHT",
+                "The most requests to NAME in flight at once across every worker that\n"
+                "shares the prefix (permits leased in Redis); a dead worker's permits\n"
+                "come back within _TIMEOUT_MS + 5 s.",
+                range);
+    snprintf(range, sizeof(range), "Default none, from %d to %d.", EXW_SERVICE_RATE_MIN,
+             EXW_SERVICE_RATE_MAX);
+    usage_entry(b, "RATE",
+                "The most requests to NAME in any one second across every worker that\n"
+                "shares the prefix (paced in Redis).",
+                range);
+    snprintf(range, sizeof(range), "Default 0 (off), from 0 to %d.", EXW_SERVICE_CACHE_TTL_MAX);
+    usage_entry(b, "CACHE_TTL",
+                "Seconds a hit (a 200 with a JSON body) of NAME is kept in Redis under\n"
+                "P:cache:<name>:<key> for every job of every worker.",
+                range);
+    snprintf(range, sizeof(range), "Default %d, from %d to %d.",
+             EXW_SERVICE_CACHE_MAX_BYTES_DEFAULT, EXW_SERVICE_CACHE_MAX_BYTES_MIN,
+             EXW_SERVICE_CACHE_MAX_BYTES_MAX);
+    usage_entry(b, "CACHE_MAX_BYTES", "Larger bodies are not cached.", range);
+    usage_entry(b, "BATCH_URL",
+                "A second template, with {keys} where up to _BATCH_MAX percent-encoded\n"
+                "keys go, joined by commas; the answer is a JSON object with one member\n"
+                "per key. When set, every lookup of NAME goes through it.",
+                NULL);
+    snprintf(range, sizeof(range), "Default %d, from %d to %d.", EXW_SERVICE_BATCH_MAX_DEFAULT,
+             EXW_SERVICE_BATCH_MAX_MIN, EXW_SERVICE_BATCH_MAX_MAX);
+    usage_entry(b, "BATCH_MAX", "Keys per batch request.", range);
 }
 
 const struct exw_service *exw_config_service(const struct exw_config *c, const char *name)

@@ -109,7 +109,11 @@ static const struct command commands[] = {
 static const char common_help[] =
     "Redis is found as by export-worker: EXPORT_REDIS_URL (default\n"
     "redis://127.0.0.1:6379/0) and EXPORT_PREFIX (default export), or\n"
-    "--redis-url URL and --prefix P before or after the command.\n"
+    "--redis-url URL and --prefix P before or after the command; with\n"
+    "EXPORT_REDIS_SENTINELS and EXPORT_REDIS_MASTER (and\n"
+    "EXPORT_REDIS_SENTINEL_PASSWORD) the primary is the one the sentinels\n"
+    "name. On Redis Cluster the URL may name any node, and the prefix must\n"
+    "hold a hash tag such as {export}.\n"
     "\n"
     "Exit status: 0 done (a job waited for succeeded), 1 the job failed or is\n"
     "dead, 2 usage or configuration error or a refused document, 3 cancelled,\n"
@@ -285,6 +289,7 @@ int ctl_connect(struct ctl *c)
     int argc = 0, help = 0;
     char *errors = NULL;
     struct exw_errbuf eb;
+    exw_err rc;
 
     argv[argc++] = "exportctl";
     if (c->redis_url) {
@@ -302,9 +307,11 @@ int ctl_connect(struct ctl *c)
         return CTL_USAGE;
     }
     c->cfg_loaded = 1;
-    if (exw_redis_connect(&c->cfg.redis, c->cfg.prefix, "exportctl", 5000, &c->rd, &eb) != EXW_OK) {
+    rc = exw_redis_connect(&c->cfg.redis, c->cfg.prefix, "exportctl", 5000, &c->rd, &eb);
+    if (rc != EXW_OK) {
         fprintf(stderr, "exportctl: %s\n", eb.msg);
-        return CTL_REDIS;
+        /* A Redis Cluster that cannot take the settings (no hash tag). */
+        return rc == EXW_ECONFIG ? CTL_USAGE : CTL_REDIS;
     }
     return CTL_OK;
 }

@@ -98,6 +98,11 @@ static void describe(struct watch *w, const struct ctl_hash *h, char *out, size_
     size_t n;
     char eta[32];
 
+    /* A job just started has not counted its rows yet. */
+    if (ctl_hash_get(h, "rows_total") == NULL) {
+        snprintf(out, size, "starting");
+        return;
+    }
     n = (size_t)snprintf(out, size, "rows %lld/%lld", ctl_hash_ll(h, "rows_written", 0),
                          ctl_hash_ll(h, "rows_total", 0));
     if (ctl_hash_ll(h, "lookups_total", 0) > 0 && n < size)
@@ -253,9 +258,10 @@ int ctl_watch(struct ctl *c, const char *id, double timeout_s)
     channel = exw_key(c->cfg.prefix, "events", NULL);
     exw_cmd_init(&cmd);
     exw_cmd_add(&cmd, "SUBSCRIBE");
-    exw_cmd_add(&cmd, channel);
+    exw_cmd_add(&cmd, channel); /* borrowed: freed once the command has gone */
+    rc = exw_redis_run_simple(sub, &cmd, "SUBSCRIBE", &eb);
     free(channel);
-    if (exw_redis_run_simple(sub, &cmd, "SUBSCRIBE", &eb) != EXW_OK) {
+    if (rc != EXW_OK) {
         code = ctl_redis_failed(&eb);
         goto out;
     }

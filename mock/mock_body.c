@@ -142,7 +142,7 @@ static size_t utf8_len(const unsigned char *p, size_t n)
  * must stay valid JSON, so an invalid UTF-8 byte is written as U+FFFD; the hash still covers the
  * raw bytes.
  */
-static void add_json_string(struct mock_buf *b, const char *s, size_t n)
+void mock_json_string(struct mock_buf *b, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
@@ -178,15 +178,16 @@ static void add_json_string(struct mock_buf *b, const char *s, size_t n)
     mock_buf_addc(b, '"');
 }
 
-/* Builds the answer for a key; pad_to > 0 adds a "pad" member making it pad_to bytes long. */
+/* Appends the answer for a key; pad_to > 0 adds a "pad" member making it pad_to bytes long. */
 void mock_body_build(struct mock_buf *b, const char *key, size_t key_len, size_t pad_to)
 {
     uint64_t h = fnv1a64((const unsigned char *)key, key_len);
+    size_t start = b->len; /* the answer may follow others in b (a batch) */
     long y;
     unsigned m, d;
 
     mock_buf_adds(b, "{\"sn\":");
-    add_json_string(b, key, key_len);
+    mock_json_string(b, key, key_len);
     mock_buf_addf(
         b, ",\"name\":\"Customer-%03u\",\"discount\":{\"ratio\":", (unsigned)((h >> 32) % 1000));
     add_double(b, (double)(h % 10000) / 10000.0);
@@ -196,7 +197,8 @@ void mock_body_build(struct mock_buf *b, const char *key, size_t key_len, size_t
     mock_buf_addf(b, ",\"signed_on\":\"%04ld-%02u-%02u\",\"note\":null", y, m, d);
     if (pad_to > 0) {
         /* ,"pad":" and "} are the 10 bytes around the padding; too small a size pads nothing. */
-        size_t pad = pad_to > b->len + 10 ? pad_to - b->len - 10 : 0;
+        size_t len = b->len - start;
+        size_t pad = pad_to > len + 10 ? pad_to - len - 10 : 0;
 
         mock_buf_adds(b, ",\"pad\":\"");
         mock_buf_grow(b, pad);
@@ -235,6 +237,27 @@ int mock_pct_decode(const char *s, size_t n, struct mock_buf *out)
     return 0;
 }
 
+int mock_query_raw(const char *q, const char *name, const char **value, size_t *len)
+{
+    while (*q != '\0') {
+        size_t part = strcspn(q, "&");
+        const char *eq = memchr(q, '=', part);
+        size_t name_len = eq != NULL ? (size_t)(eq - q) : part;
+        struct mock_buf k = {0};
+        int match =
+            mock_pct_decode(q, name_len, &k) == 0 && strcmp(k.p, name) == 0 && strlen(k.p) == k.len;
+
+        mock_buf_free(&k);
+        if (match) {
+            *value = eq != NULL ? eq + 1 : q + part;
+            *len = eq != NULL ? part - name_len - 1 : 0;
+            return 1;
+        }
+        q += part + (q[part] == '&');
+    }
+    return 0;
+}
+
 /* Finds the first query parameter called name: 1 found (value in out), 0 absent, -1 bad escape. */
 int mock_query_param(const char *q, const char *name, struct mock_buf *out)
 {
@@ -267,4 +290,34 @@ void mock_buf_add_escaped(struct mock_buf *b, const char *s, size_t n)
         else
             mock_buf_addc(b, (char)c);
     }
+}
+
+int mock_split_keys(const char *s, size_t n, struct mock_buf **keys, size_t *nkeys)
+{
+    size_t count = 1, at = 0, k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        count += s[i] == ',';
+    *keys = mock_xrealloc(NULL, count * sizeof(**keys));
+    memset(*keys, 0, count * sizeof(**keys));
+    *nkeys = count;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && s[i] != ',')
+            continue;
+        if (mock_pct_decode(s + at, i - at, &(*keys)[k]) != 0)
+            return -1;
+        mock_buf_grow(&(*keys)[k], 0);
+        if ((*keys)[k].len == 0)
+            return -2;
+        k++;
+        at = i + 1;
+    }
+    return 0;
+}
+
+void mock_keys_free(struct mock_buf *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        mock_buf_free(&keys[i]);
+    free(keys);
 }

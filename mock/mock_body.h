@@ -33,6 +33,18 @@ void mock_buf_free(struct mock_buf *b);
  */
 void mock_body_build(struct mock_buf *b, const char *key, size_t key_len, size_t pad_to);
 
+/* Appends the n bytes at s as a JSON string; a byte that is not part of well-formed UTF-8 is
+ * written as U+FFFD. */
+void mock_json_string(struct mock_buf *b, const char *s, size_t n);
+
+/*
+ * Splits the raw (still percent-encoded) list of n bytes at s at each ',' and decodes each part
+ * into (*keys)[i], of *nkeys: a ',' inside a key arrives as %2C and stays in it. Returns 0, -1 on a
+ * malformed escape, -2 on an empty key; either way free the keys with mock_keys_free().
+ */
+int mock_split_keys(const char *s, size_t n, struct mock_buf **keys, size_t *nkeys);
+void mock_keys_free(struct mock_buf *keys, size_t n);
+
 /* Appends s with %HH escapes decoded ('+' stays '+'); returns 0, or -1 on a malformed escape. */
 int mock_pct_decode(const char *s, size_t n, struct mock_buf *out);
 
@@ -41,6 +53,10 @@ int mock_pct_decode(const char *s, size_t n, struct mock_buf *out);
  * decoded value appended to out, 0 when there is none, -1 when its value is malformed.
  */
 int mock_query_param(const char *q, const char *name, struct mock_buf *out);
+
+/* Finds the first parameter called name in the raw query q: returns 1 with *value and *len its
+ * raw (still percent-encoded) value in q, or 0 when there is none. */
+int mock_query_raw(const char *q, const char *name, const char **value, size_t *len);
 
 /* Appends s with every byte below 0x20 and the backslash written as \xHH (lowercase hex). */
 void mock_buf_add_escaped(struct mock_buf *b, const char *s, size_t n);

@@ -20,15 +20,18 @@
  * percent-encoded) into the per-request state; all routing and decoding works on that copy. The
  * same callback stamps the arrival time the latency is measured from.
  *
- * Shared state: the counters live under one mutex, the record file under another; the random
- * faults use an atomic draw counter fed through splitmix64, so each draw depends only on the
- * seed and its index.
+ * Batches: GET on --batch-path names several keys, split at ',' before they are decoded (a ',' in
+ * a key arrives as %2C), and gets one JSON object with each key's answer as a member, after one
+ * latency; the fault options apply to the batch as the usage text says.
+ *
+ * Shared state: the counters (mock_stats.c: also the arrivals per second, for checking a client's
+ * rate) live under one mutex, the record file under another; the random faults use an atomic draw
+ * counter fed through splitmix64, so each draw depends only on the seed and its index.
  */
 
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -46,7 +49,9 @@
 #include <microhttpd.h>
 
 #include "mock_body.h"
+#include "mock_net.h"
 #include "mock_options.h"
+#include "mock_stats.h"
 
 enum {
     MAX_CONNECTIONS = 4096,
@@ -57,19 +62,9 @@ enum {
     STOP_POLL_MS = 50
 };
 
-struct stats {
-    unsigned long long requests;
-    unsigned long long lookups;
-    unsigned long long dropped;
-    long in_flight;
-    long max_in_flight;
-    unsigned long long by_status[600];
-};
-
 struct server {
     const struct options *opt;
-    pthread_mutex_t stats_mu;
-    struct stats stats; /* guarded by stats_mu */
+    struct mock_stats stats;
     pthread_mutex_t record_mu;
     int record_fd; /* written under record_mu; -1 without --record */
     atomic_int stopping;
@@ -151,14 +146,9 @@ static void unlock(pthread_mutex_t *mu)
         abort();
 }
 
-static void stats_begin(struct server *s, struct request *req, int is_lookup)
+static void stats_begin(struct server *s, struct request *req, int is_lookup, size_t batch_keys)
 {
-    lock(&s->stats_mu);
-    s->stats.requests++;
-    s->stats.lookups += is_lookup != 0;
-    if (++s->stats.in_flight > s->stats.max_in_flight)
-        s->stats.max_in_flight = s->stats.in_flight;
-    unlock(&s->stats_mu);
+    mock_stats_begin(&s->stats, &req->arrival, is_lookup, batch_keys);
     req->in_flight = 1;
 }
 
@@ -167,13 +157,7 @@ static void stats_end(struct server *s, struct request *req, unsigned int status
 {
     if (!req->in_flight)
         return;
-    lock(&s->stats_mu);
-    s->stats.in_flight--;
-    if (status == 0)
-        s->stats.dropped++;
-    else if (status < 600)
-        s->stats.by_status[status]++;
-    unlock(&s->stats_mu);
+    mock_stats_end(&s->stats, status);
     req->in_flight = 0;
 }
 
@@ -309,27 +293,10 @@ out:
 static enum MHD_Result serve_stats(struct server *s, struct MHD_Connection *con,
                                    struct request *req, const char *method)
 {
-    struct stats *snap = mock_xrealloc(NULL, sizeof(*snap)); /* 5 KiB: not on a thread's stack */
     struct mock_buf b = {0};
     struct reply r;
-    const char *sep = "";
 
-    lock(&s->stats_mu);
-    *snap = s->stats;
-    unlock(&s->stats_mu);
-    mock_buf_addf(&b,
-                  "{\"requests\":%llu,\"lookups\":%llu,\"in_flight\":%ld,\"max_in_flight\":%ld,"
-                  "\"dropped\":%llu,\"by_status\":{",
-                  snap->requests, snap->lookups, snap->in_flight, snap->max_in_flight,
-                  snap->dropped);
-    for (unsigned int st = 100; st < 600; st++) {
-        if (snap->by_status[st] != 0) {
-            mock_buf_addf(&b, "%s\"%u\":%llu", sep, st, snap->by_status[st]);
-            sep = ",";
-        }
-    }
-    mock_buf_adds(&b, "}}");
-    free(snap);
+    mock_stats_json(&s->stats, &b);
     heap_reply(&r, &b);
     return send_reply(s, con, req, method, &r);
 }
@@ -339,16 +306,29 @@ static enum MHD_Result serve_reset(struct server *s, struct MHD_Connection *con,
 {
     struct reply r;
 
-    /* Requests in flight are still in flight: that gauge stays, and its peak restarts from it. */
-    lock(&s->stats_mu);
-    s->stats.requests = 0;
-    s->stats.lookups = 0;
-    s->stats.dropped = 0;
-    s->stats.max_in_flight = s->stats.in_flight;
-    memset(s->stats.by_status, 0, sizeof(s->stats.by_status));
-    unlock(&s->stats_mu);
+    mock_stats_reset(&s->stats);
     json_reply(&r, MHD_HTTP_OK, "{}");
     return send_reply(s, con, req, method, &r);
+}
+
+/* The rule that decides a key's answer: the first match of the first kind that has one. */
+static const struct rule *match_rule(const struct options *o, const char *key)
+{
+    for (int kind = 0; kind < RULE_KIND_COUNT; kind++)
+        for (size_t i = 0; i < o->n_rules; i++)
+            if ((int)o->rules[i].kind == kind && fnmatch(o->rules[i].glob, key, 0) == 0)
+                return &o->rules[i];
+    return NULL;
+}
+
+/* The answer a status of a fault gets, with Retry-After where a client should wait. */
+static void fault_reply(struct reply *r, long status)
+{
+    json_reply(r, (unsigned int)status, "{\"error\":\"injected\"}");
+    if (status == MHD_HTTP_TOO_MANY_REQUESTS || status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+        r->header = MHD_HTTP_HEADER_RETRY_AFTER;
+        r->header_value = "1";
+    }
 }
 
 /*
@@ -360,14 +340,10 @@ static int lookup_reply(struct server *s, const struct mock_buf *key, long *dela
                         struct reply *r)
 {
     const struct options *o = s->opt;
-    const struct rule *hit = NULL;
+    const struct rule *hit = match_rule(o, key->p);
     struct mock_buf body = {0};
     long status = 0;
 
-    for (int kind = 0; kind < RULE_KIND_COUNT && hit == NULL; kind++)
-        for (size_t i = 0; i < o->n_rules && hit == NULL; i++)
-            if ((int)o->rules[i].kind == kind && fnmatch(o->rules[i].glob, key->p, 0) == 0)
-                hit = &o->rules[i];
     if (hit == NULL && (o->drop_rate > 0.0 || o->timeout_rate > 0.0 || o->error_rate > 0.0)) {
         /* One draw against disjoint intervals keeps each rate exact on its own. */
         double u = draw(s);
@@ -384,11 +360,7 @@ static int lookup_reply(struct server *s, const struct mock_buf *key, long *dela
     if (hit != NULL && hit->kind == RULE_SLOW)
         *delay_ms += hit->value;
     if (status != 0) {
-        json_reply(r, (unsigned int)status, "{\"error\":\"injected\"}");
-        if (status == MHD_HTTP_TOO_MANY_REQUESTS || status == MHD_HTTP_SERVICE_UNAVAILABLE) {
-            r->header = MHD_HTTP_HEADER_RETRY_AFTER;
-            r->header_value = "1";
-        }
+        fault_reply(r, status);
     } else if (hit != NULL && hit->kind == RULE_GARBAGE) {
         json_reply(r, MHD_HTTP_OK, "this is not json");
         r->content_type = "text/plain";
@@ -417,7 +389,7 @@ static enum MHD_Result serve_lookup(struct server *s, struct MHD_Connection *con
     int drop = 0;
     int found; /* 1 a key, 0 none, -1 a malformed escape */
 
-    stats_begin(s, req, 1);
+    stats_begin(s, req, 1, 0);
     if (rest_len > 0)
         found = mock_pct_decode(rest, rest_len, &key) == 0 ? 1 : -1;
     else
@@ -453,13 +425,145 @@ static enum MHD_Result serve_lookup(struct server *s, struct MHD_Connection *con
     return send_reply(s, con, req, method, &r);
 }
 
+/*
+ * Fills r with the answer for a batch of valid keys: the random faults drawn once, then each key's
+ * rule (see the usage text). Adds any extra wait to delay_ms; returns 1 to drop the connection.
+ */
+static int batch_reply(struct server *s, const struct mock_buf *keys, size_t nkeys, long *delay_ms,
+                       struct reply *r)
+{
+    const struct options *o = s->opt;
+    struct mock_buf body = {0};
+    long status = 0, slowest = 0;
+    int garbage = 0, redirect = 0, first = 1;
+
+    if (o->drop_rate > 0.0 || o->timeout_rate > 0.0 || o->error_rate > 0.0) {
+        double u = draw(s);
+
+        if (u < o->drop_rate)
+            return 1;
+        if (u < o->drop_rate + o->timeout_rate)
+            *delay_ms += o->hang_ms;
+        else if (u < o->drop_rate + o->timeout_rate + o->error_rate)
+            status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    mock_buf_addc(&body, '{');
+    for (size_t i = 0; i < nkeys; i++) {
+        const struct rule *hit = match_rule(o, keys[i].p);
+        size_t pad = 0;
+
+        if (hit != NULL && hit->kind == RULE_FAIL) {
+            if (status == 0 && (hit->value >= 500 || hit->value == MHD_HTTP_TOO_MANY_REQUESTS))
+                status = hit->value;
+            continue; /* any other status: the key is left out */
+        }
+        garbage |= hit != NULL && hit->kind == RULE_GARBAGE;
+        redirect |= hit != NULL && hit->kind == RULE_REDIRECT;
+        if (hit != NULL && hit->kind == RULE_SLOW && hit->value > slowest)
+            slowest = hit->value;
+        if (hit != NULL && hit->kind == RULE_HUGE)
+            pad = (size_t)hit->value;
+        if (!first)
+            mock_buf_addc(&body, ',');
+        first = 0;
+        mock_json_string(&body, keys[i].p, keys[i].len);
+        mock_buf_addc(&body, ':');
+        mock_body_build(&body, keys[i].p, keys[i].len, pad);
+    }
+    mock_buf_addc(&body, '}');
+    *delay_ms += slowest;
+    if (status != 0) {
+        fault_reply(r, status);
+    } else if (redirect) {
+        json_reply(r, MHD_HTTP_FOUND, "{\"error\":\"moved\"}");
+        r->header = MHD_HTTP_HEADER_LOCATION;
+        r->header_value = "http://127.0.0.1:1/elsewhere";
+    } else if (garbage) {
+        json_reply(r, MHD_HTTP_OK, "this is not json");
+        r->content_type = "text/plain";
+    } else {
+        heap_reply(r, &body);
+    }
+    mock_buf_free(&body);
+    return 0;
+}
+
+static enum MHD_Result serve_batch(struct server *s, struct MHD_Connection *con,
+                                   struct request *req, const char *method, const char *rest,
+                                   size_t rest_len, const char *query)
+{
+    const struct options *o = s->opt;
+    struct mock_buf *keys = NULL;
+    size_t nkeys = 0;
+    const char *list = rest;
+    size_t list_len = rest_len;
+    struct reply r;
+    struct timespec deadline;
+    const char *auth;
+    long delay_ms = o->latency_ms;
+    int drop = 0;
+    int found =
+        rest_len > 0 || (query != NULL && mock_query_raw(query, o->param, &list, &list_len));
+    int split = found && list_len > 0 ? mock_split_keys(list, list_len, &keys, &nkeys) : 1;
+
+    stats_begin(s, req, 1, split == 0 ? nkeys : 1);
+    for (size_t i = 0; split == 0 && i < nkeys; i++)
+        record_lookup(s, req->target, keys[i].p, keys[i].len);
+    if (split != 0)
+        record_lookup(s, req->target, "", 0);
+    auth = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (o->auth != NULL && (auth == NULL || strcmp(auth, o->auth) != 0))
+        json_reply(&r, MHD_HTTP_UNAUTHORIZED, "{\"error\":\"unauthorized\"}");
+    else if (split == 1)
+        json_reply(&r, MHD_HTTP_BAD_REQUEST, "{\"error\":\"missing keys\"}");
+    else if (split == -1)
+        json_reply(&r, MHD_HTTP_BAD_REQUEST, "{\"error\":\"bad percent-encoding\"}");
+    else if (split == -2)
+        json_reply(&r, MHD_HTTP_BAD_REQUEST, "{\"error\":\"empty key\"}");
+    else if (o->batch_max > 0 && nkeys > (size_t)o->batch_max)
+        json_reply(&r, MHD_HTTP_BAD_REQUEST, "{\"error\":\"too many keys\"}");
+    else
+        drop = batch_reply(s, keys, nkeys, &delay_ms, &r);
+    mock_keys_free(keys, nkeys);
+
+    deadline = req->arrival;
+    ts_add_ms(&deadline, delay_ms);
+    if (wait_until(s, &deadline) || drop) {
+        if (!drop && r.body_is_heap)
+            free(r.body);
+        stats_end(s, req, 0);
+        log_request(s, req, method, 0);
+        return MHD_NO;
+    }
+    return send_reply(s, con, req, method, &r);
+}
+
+/* Whether the request path of path_len bytes at target is under prefix; *rest is what follows it
+ * ("/contract?sn=K" is as good as "/contract/?sn=K"). */
+static int under_prefix(const char *target, size_t path_len, const char *prefix, const char **rest,
+                        size_t *rest_len)
+{
+    size_t plen = strlen(prefix);
+
+    if (path_len >= plen && memcmp(target, prefix, plen) == 0) {
+        *rest = target + plen;
+        *rest_len = path_len - plen;
+        return 1;
+    }
+    if (plen > 1 && prefix[plen - 1] == '/' && path_len == plen - 1 &&
+        memcmp(target, prefix, path_len) == 0) {
+        *rest = target + path_len;
+        *rest_len = 0;
+        return 1;
+    }
+    return 0;
+}
+
 /* Routes one complete request, once its headers (and any body) are in. */
 static enum MHD_Result route(struct server *s, struct MHD_Connection *con, struct request *req,
                              const char *method)
 {
     const char *target = req->target;
-    const char *prefix = s->opt->path;
-    size_t plen = strlen(prefix);
     size_t path_len = strcspn(target, "?");
     const char *query = target[path_len] == '?' ? target + path_len + 1 : NULL;
     int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
@@ -471,16 +575,14 @@ static enum MHD_Result route(struct server *s, struct MHD_Connection *con, struc
         return serve_stats(s, con, req, method);
     if (path_len == 7 && memcmp(target, "/_reset", 7) == 0 && strcmp(method, "POST") == 0)
         return serve_reset(s, con, req, method);
-    if (path_len >= plen && memcmp(target, prefix, plen) == 0) {
-        rest = target + plen;
-        rest_len = path_len - plen;
-    } else if (plen > 1 && prefix[plen - 1] == '/' && path_len == plen - 1 &&
-               memcmp(target, prefix, path_len) == 0) {
-        rest = target + path_len; /* "/contract?sn=K" is as good as "/contract/?sn=K". */
-    }
+    if (under_prefix(target, path_len, s->opt->batch_path, &rest, &rest_len) &&
+        memchr(rest, '/', rest_len) == NULL && is_get)
+        return serve_batch(s, con, req, method, rest, rest_len, query);
+    if (!under_prefix(target, path_len, s->opt->path, &rest, &rest_len))
+        rest = NULL;
     if (rest != NULL && memchr(rest, '/', rest_len) == NULL && is_get)
         return serve_lookup(s, con, req, method, rest, rest_len, query);
-    stats_begin(s, req, 0);
+    stats_begin(s, req, 0, 0);
     if (rest != NULL && memchr(rest, '/', rest_len) == NULL) {
         json_reply(&r, MHD_HTTP_METHOD_NOT_ALLOWED, "{\"error\":\"method not allowed\"}");
         r.header = MHD_HTTP_HEADER_ALLOW;
@@ -556,61 +658,6 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 
 /* ---- Start-up ---- */
 
-/* Resolves --host into addr; returns 0, or -1 after saying why. */
-static int resolve_host(const char *host, long port, struct sockaddr_storage *addr)
-{
-    struct addrinfo hints;
-    struct addrinfo *res = NULL;
-    char port_str[16];
-    int gai;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    snprintf(port_str, sizeof(port_str), "%ld", port);
-    gai = getaddrinfo(host, port_str, &hints, &res);
-    if (gai != 0 || res->ai_addrlen > sizeof(*addr)) {
-        fprintf(stderr, PROG ": --host %s: %s\n", host, gai != 0 ? gai_strerror(gai) : "too long");
-        if (res != NULL)
-            freeaddrinfo(res);
-        return -1;
-    }
-    memset(addr, 0, sizeof(*addr));
-    memcpy(addr, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
-}
-
-/* Writes "PORT\n" under a temporary name next to path, then renames it over path. */
-static int write_port_file(const char *path, int port)
-{
-    struct mock_buf tmp = {0};
-    char line[16];
-    int n = snprintf(line, sizeof(line), "%d\n", port);
-    int fd;
-    int rc = -1;
-
-    mock_buf_addf(&tmp, "%s.tmp.%ld", path, (long)getpid());
-    fd = open(tmp.p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        report_errno("cannot create", tmp.p);
-        goto out;
-    }
-    rc = write_all(fd, line, (size_t)n);
-    if (close(fd) != 0 || rc != 0) {
-        report_errno("cannot write", tmp.p);
-        rc = -1;
-    } else if (rename(tmp.p, path) != 0) {
-        report_errno("cannot rename to", path);
-        rc = -1;
-    }
-    if (rc != 0)
-        (void)unlink(tmp.p);
-out:
-    mock_buf_free(&tmp);
-    return rc;
-}
-
 /* The idle timeout must outlast the longest wait a request can be given. */
 static unsigned int connection_timeout(const struct options *o)
 {
@@ -627,6 +674,7 @@ int main(int argc, char **argv)
     struct options opt = {.host = "127.0.0.1",
                           .port = 8080,
                           .path = "/contract/",
+                          .batch_path = "/batch/",
                           .param = "sn",
                           .latency_ms = 500,
                           .hang_ms = 30000,
@@ -643,6 +691,10 @@ int main(int argc, char **argv)
     int rc = mock_parse_args(argc, argv, &opt);
 
     memset(&srv, 0, sizeof(srv));
+    if (mock_stats_init(&srv.stats) != 0) {
+        fputs(PROG ": cannot set up the counters\n", stderr);
+        return 1;
+    }
     srv.opt = &opt;
     srv.record_fd = -1;
     atomic_init(&srv.stopping, 0);
@@ -660,7 +712,7 @@ int main(int argc, char **argv)
     if (sigemptyset(&sa.sa_mask) != 0 || sigaction(SIGPIPE, &sa, NULL) != 0 ||
         sigemptyset(&sigs) != 0 || sigaddset(&sigs, SIGINT) != 0 ||
         sigaddset(&sigs, SIGTERM) != 0 || pthread_sigmask(SIG_BLOCK, &sigs, NULL) != 0 ||
-        pthread_mutex_init(&srv.stats_mu, NULL) != 0 ||
+
         pthread_mutex_init(&srv.record_mu, NULL) != 0) {
         fputs(PROG ": cannot set up signals and locks\n", stderr);
         goto out;
@@ -672,7 +724,7 @@ int main(int argc, char **argv)
             goto out;
         }
     }
-    if (resolve_host(opt.host, opt.port, &addr) != 0)
+    if (mock_resolve_host(opt.host, opt.port, &addr) != 0)
         goto out;
     flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
             MHD_USE_ERROR_LOG | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
@@ -690,7 +742,7 @@ int main(int argc, char **argv)
         goto out;
     }
     atomic_store(&srv.started, 1);
-    if (opt.port_file != NULL && write_port_file(opt.port_file, info->port) != 0)
+    if (opt.port_file != NULL && mock_write_port_file(opt.port_file, info->port) != 0)
         goto out;
     /* An IPv6 literal needs brackets in a URL. */
     ipv6 = strchr(opt.host, ':') != NULL;
@@ -719,5 +771,6 @@ out:
     for (size_t i = 0; i < opt.n_rules; i++)
         free(opt.rules[i].glob);
     free(opt.rules);
+    mock_stats_free(&srv.stats);
     return rc;
 }

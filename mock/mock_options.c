@@ -16,6 +16,10 @@ static const char usage_text[] =
     "  --port-file FILE     also write the port number to FILE (atomically)\n"
     "  --path PREFIX        lookup path prefix (default /contract/)\n"
     "  --param NAME         query parameter holding the key (default sn)\n"
+    "  --batch-path PREFIX  batch lookup path prefix (default /batch/): PREFIX K1,K2,... or\n"
+    "                       PREFIX?sn=K1,K2,... (each key percent-encoded, a ',' in one as %2C)\n"
+    "                       answers {\"K1\": <K1's answer>, ...} after one latency\n"
+    "  --batch-max N        refuse (400) a batch of more than N keys (default 0: any number)\n"
     "  --latency-ms N       answer N ms after the request arrived (default 500)\n"
     "  --auth VALUE         require 'Authorization: VALUE' on lookups\n"
     "  --fail GLOB=STATUS   answer STATUS {\"error\":\"injected\"} for matching keys\n"
@@ -33,7 +37,12 @@ static const char usage_text[] =
     "  --help               print this and exit\n"
     "Rules (repeatable) are tried in the order fail, garbage, redirect, huge, slow; the first\n"
     "match wins, and the random faults apply only to keys that no rule matched.\n"
-    "GET /_stats returns counters, POST /_reset zeroes them.\n";
+    "In a batch, the random faults are drawn once for the whole request; a key matching\n"
+    "--fail with a 5xx or 429, --redirect or --garbage makes the whole batch answer so (in that\n"
+    "order), a key matching --fail with another status is left out of the answer, --huge pads\n"
+    "its member, and --slow adds the slowest matching key's delay to the batch's latency.\n"
+    "GET /_stats returns counters (arrivals_per_second since the last reset, max_per_second,\n"
+    "max_in_any_second over sliding windows, max_in_flight), POST /_reset zeroes them.\n";
 
 enum opt_type { OPT_FLAG, OPT_STR, OPT_LONG, OPT_RATE, OPT_SEED, OPT_RULE };
 
@@ -56,6 +65,9 @@ static const struct opt_def opt_defs[] = {
     {"port-file", OPT_STR, offsetof(struct options, port_file), 0, 0, 0, NULL},
     {"path", OPT_STR, offsetof(struct options, path), 0, 0, 0, NULL},
     {"param", OPT_STR, offsetof(struct options, param), 0, 0, 0, NULL},
+    {"batch-path", OPT_STR, offsetof(struct options, batch_path), 0, 0, 0, NULL},
+    {"batch-max", OPT_LONG, offsetof(struct options, batch_max), 0, 0, 1000000,
+     "must be 0..1000000"},
     {"latency-ms", OPT_LONG, offsetof(struct options, latency_ms), 0, 0, MAX_DELAY_MS,
      "must be 0..3600000"},
     {"hang-ms", OPT_LONG, offsetof(struct options, hang_ms), 0, 0, MAX_DELAY_MS,
@@ -123,7 +135,8 @@ static int apply_option(struct options *o, const struct opt_def *d, const char *
             why = "must not be empty";
             break;
         }
-        if (strcmp(d->name, "path") == 0 && (val[0] != '/' || strpbrk(val, "?#") != NULL)) {
+        if ((strcmp(d->name, "path") == 0 || strcmp(d->name, "batch-path") == 0) &&
+            (val[0] != '/' || strpbrk(val, "?#") != NULL)) {
             why = "must start with '/' and hold no '?' or '#'";
             break;
         }

@@ -23,6 +23,8 @@ struct options {
     long port;
     const char *port_file;
     const char *path;
+    const char *batch_path; /* the batch endpoint's prefix */
+    long batch_max;         /* the most keys a batch may name; 0: any number */
     const char *param;
     long latency_ms;
     long hang_ms;

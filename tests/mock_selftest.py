@@ -445,18 +445,73 @@ def test_stats_and_verbose():
     for target in ("/contract/a", "/contract/b", "/contract/bad", "/nowhere"):
         m.request(target)
     s = m.stats()
-    want = {"requests": 4, "lookups": 3, "in_flight": 0, "max_in_flight": 1, "dropped": 0,
-            "by_status": {"200": 2, "503": 1, "404": 1}}
+    want = {"requests": 4, "lookups": 3, "batches": 0, "batch_keys": 0, "in_flight": 0,
+            "max_in_flight": 1, "dropped": 0, "by_status": {"200": 2, "503": 1, "404": 1},
+            "arrivals_per_second": [3], "max_per_second": 3, "max_in_any_second": 3}
     check(s == want, "/_stats counts: %r" % s)
     st, _, b, _ = m.request("/_reset", method="POST")
     check(st == 200 and json.loads(b) == {}, "POST /_reset returns {}")
     s = m.stats()
-    check(s["requests"] == 0 and s["lookups"] == 0 and s["by_status"] == {}, "reset: %r" % s)
+    check(s["requests"] == 0 and s["lookups"] == 0 and s["by_status"] == {} and
+          s["arrivals_per_second"] == [] and s["max_in_any_second"] == 0, "reset: %r" % s)
     m.request("/contract/c")
     check(m.stats()["by_status"] == {"200": 1}, "counting resumes after reset")
     m.stop()
     lines = [ln for ln in m.stderr().splitlines() if "/contract/" in ln or "/nowhere" in ln]
     check(len(lines) == 5 and " 503 " in lines[2], "--verbose logs one line per request")
+
+
+def test_batch():
+    rec = os.path.join(TMP, "batch.record")
+    m = Mock("--latency-ms=200", "--fail", "GONE*=404", "--huge", "BIG=400", "--slow",
+             "SLOW=300", "--batch-max", "5", "--record", rec)
+    st, _, b, took = m.request("/batch/A,b%2Cc,%E2%82%AC,GONE1,BIG")
+    body = json.loads(b)
+    check(st == 200 and list(body) == ["A", "b,c", "\u20ac", "BIG"],
+          "batch answer members in order, a missing key left out: %r" % list(body))
+    check(body["A"] == expected(b"A") and body["b,c"] == expected(b"b,c"),
+          "each member is the single answer")
+    check(b'"BIG":{' in b and len(body["BIG"].get("pad", "")) > 250, "--huge pads its member")
+    check(0.19 <= took < 0.9, "one latency for the batch, not one per key: %.3f s" % took)
+    st, _, b, _ = m.request("/batch?sn=A,SLOW")
+    check(st == 200 and list(json.loads(b)) == ["A", "SLOW"], "query form")
+    _, _, _, took = m.request("/batch/SLOW,A")
+    check(took >= 0.49, "--slow adds to the batch's latency: %.3f s" % took)
+    for target, want in (("/batch/", 400), ("/batch/a,,b", 400), ("/batch/%zz", 400),
+                         ("/batch/1,2,3,4,5,6", 400)):
+        st, _, _, _ = m.request(target)
+        check(st == want, "%s -> %d, want %d" % (target, st, want))
+    s = m.stats()
+    check(s["batches"] == 7 and s["lookups"] == 7, "batches counted: %r" % s)
+    m.stop()
+    lines = open(rec, encoding="utf-8").read().splitlines()
+    check(lines[:5] == ["/batch/A,b%2Cc,%E2%82%AC,GONE1,BIG\t" + k
+                        for k in ("A", "b,c", "\u20ac", "GONE1", "BIG")],
+          "a record line per key: %r" % lines[:5])
+    m = Mock("--latency-ms=0", "--fail", "E*=503")
+    st, h, _, _ = m.request("/batch/A,E1")
+    check(st == 503 and h.get("retry-after") == "1", "a 5xx key fails the whole batch")
+    m.stop()
+    m = Mock("--latency-ms=0", "--garbage", "G")
+    st, _, b, _ = m.request("/batch/A,G")
+    check(st == 200 and b == b"this is not json", "garbage for the whole batch")
+    m.stop()
+
+
+def test_arrivals():
+    m = Mock("--latency-ms=0")
+    t0 = time.monotonic()
+    for i in range(30):
+        m.request("/contract/k%d" % i)
+        if i == 9:
+            time.sleep(1.1)
+    m.request("/nowhere")
+    s = m.stats()
+    took = time.monotonic() - t0
+    check(sum(s["arrivals_per_second"]) == 30 and s["max_per_second"] <= 30,
+          "per-second arrivals of lookups only: %r" % s)
+    check(s["max_in_any_second"] == 20 or took > 2, "sliding max: %r" % s)
+    m.stop()
 
 
 def main():
@@ -466,7 +521,8 @@ def main():
         return 2
     BIN = os.path.abspath(sys.argv[1])
     for test in (test_cli, test_basic, test_custom_path, test_latency, test_auth, test_faults,
-                 test_random_faults, test_record, test_stats_and_verbose):
+                 test_random_faults, test_record, test_stats_and_verbose, test_batch,
+                 test_arrivals):
         try:
             test()
         except Exception as e:  # noqa: BLE001 - report and go on with the next test

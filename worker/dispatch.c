@@ -37,6 +37,10 @@
 #define LEASE_POLL_MS 20
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 5000
+/* While Redis cannot be reached at all, a new connection is tried this often:
+ * a refused connect, or a question to the sentinels, costs little, and after
+ * a failover the jobs should flow again as soon as the new primary is there. */
+#define RECONNECT_MS 1000
 #define DEFER_WAIT_MS 250
 #define IDLE_POLL_MS 200
 /* Adoption also runs this often, in case a slot's held document masked an
@@ -377,7 +381,7 @@ static void take(struct dispatch *d, struct slot *s)
     int64_t taken_at = exw_mono_ms();
 
     if (rd == NULL) {
-        d->backoff = BACKOFF_MAX_MS;
+        d->backoff = RECONNECT_MS;
         return;
     }
     if (exw_queue_take(rd, take_wait_s(w), &doc, &len, &eb) != EXW_OK) {
@@ -430,7 +434,8 @@ void exw_dispatch(struct worker *w)
                 d.alone = 1;
                 continue;
             case ADOPT_FAILED:
-                d.backoff = BACKOFF_MAX_MS;
+                /* No connection at all: try again soon (RECONNECT_MS). */
+                d.backoff = w->main.rd == NULL ? RECONNECT_MS : BACKOFF_MAX_MS;
                 continue;
             }
         }

@@ -10,7 +10,14 @@
  * row naming its key reads it back, finished, with no second request. So a
  * job holds in memory its window, the cache and about 30 bytes per distinct
  * key, whatever its length. Retries, backoff and the job's deadline are
- * handled here, on the pool thread that owns the request.
+ * handled here, on the pool thread that owns the request, and so are the
+ * fleet-wide caps: before each request its thread waits for a permit and a
+ * slot of the pace (limiter.c).
+ *
+ * With the service's shared cache or batch endpoint on, a new entry goes to
+ * the stage first (lookup_stage.c), where its key is looked for in Redis
+ * with others and the misses are grouped into batch requests
+ * (lookup_batch.c); the internals those share are in lookup_int.h.
  *
  * Metrics: each HTTP request is counted (by service and code, with its time)
  * on the pool thread as it ends, and the pool's busy threads around each
@@ -24,70 +31,13 @@
 
 #include "exw/clock.h"
 #include "exw/http.h"
+#include "exw/json.h"
 #include "exw/log.h"
-#include "lookup_store.h"
-#include "worker.h"
+#include "lookup_int.h"
 
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_CAP_MS 5000
-
-enum entry_state { ENTRY_PENDING, ENTRY_OK, ENTRY_FAILED };
-
-/* The pool thread that runs a pending entry writes its cells and error, then
- * sets its state under owner->mu and never touches it again; the job thread
- * reads them only once it has seen the state finished under the lock, and
- * alone frees the entry. The fields after state are the job thread's. */
-struct lookup_entry {
-    struct exw_task task; /* first: the pool hands this back */
-    struct lookups *owner;
-    char *key;
-    struct exw_cell *cells;             /* ENTRY_OK: nlookup_columns cells, owned */
-    char *error;                        /* ENTRY_FAILED: why */
-    int reached;                        /* a request was sent for it */
-    int state;                          /* guarded by owner->mu */
-    uint32_t id;                        /* the key's id in the store */
-    long refs;                          /* window rows that hold it */
-    int cached;                         /* in the cache: finished, and no row holds it */
-    struct lookup_entry *older, *newer; /* the cache's order, while cached */
-};
-
-struct lookups {
-    struct exw_pool *pool;
-    struct exw_pool_queue queue; /* this job's turn in the pool */
-    const struct exw_job *job;
-    const struct exw_service *svc;
-    int service; /* svc's number in the configuration, for the metrics; -1 if none */
-    size_t max_response_bytes;
-    const char *ca_file;
-    int64_t deadline_ms;
-    atomic_int abort;
-    struct exw_mutex mu;
-    long long requests;                 /* guarded by mu: HTTP requests, counted as they go out */
-    long long reached;                  /* guarded by mu: keys with at least one request sent */
-    pthread_cond_t changed;             /* the entry awaited finished, or the last one in flight */
-    const struct lookup_entry *awaited; /* guarded by mu: what the job's thread waits for */
-    int await_all;                      /* guarded by mu: it waits for every one in flight */
-    /* The job thread's: */
-    struct lookup_store *store;
-    struct lookup_entry *oldest, *newest; /* the cache, oldest first */
-    long long ncached, cache_max;
-    long long live;        /* entries in memory */
-    long long read_back;   /* entries read back from the spill file */
-    struct exw_buf pack;   /* an entry's bytes on their way to the spill file */
-    char store_error[256]; /* why the spill file failed; "" while it works */
-    long long total;       /* entries made (job thread only) */
-    long long done;        /* guarded by mu */
-    long long failed;      /* guarded by mu */
-    long long errors;      /* guarded by mu: of the failed, those with a request sent */
-    long long inflight;    /* guarded by mu: submitted, done callback not yet run */
-    char first_error[300]; /* guarded by mu */
-};
-
-struct lookup_thread {
-    struct exw_http *http;
-    struct exw_metrics *metrics; /* the pool's user data; may be NULL */
-    uint64_t rng;
-};
+#define RESPONSE_MAX_DEPTH 512 /* as cells.c reads a response */
 
 void *exw_lookup_thread_init(unsigned idx, void *ud)
 {
@@ -130,7 +80,7 @@ static uint64_t next_random(struct lookup_thread *t)
     return t->rng;
 }
 
-static int should_abort(void *ud)
+int lookup_should_abort(void *ud)
 {
     struct lookups *l = ud;
 
@@ -143,7 +93,7 @@ static int backoff_sleep(struct lookups *l, int64_t ms)
 {
     int64_t until = exw_mono_ms() + ms;
 
-    while (!should_abort(l)) {
+    while (!lookup_should_abort(l)) {
         int64_t left = until - exw_mono_ms();
 
         if (left <= 0)
@@ -153,8 +103,7 @@ static int backoff_sleep(struct lookups *l, int64_t ms)
     return 0;
 }
 
-static void fail_entry(struct lookup_entry *e, const char *fmt, ...) EXW_PRINTF(2, 3);
-static void fail_entry(struct lookup_entry *e, const char *fmt, ...)
+void lookup_fail(struct lookup_entry *e, const char *fmt, ...)
 {
     char msg[256];
     va_list ap;
@@ -205,120 +154,120 @@ static void count_requests(struct lookups *l, struct exw_metrics *m, exw_err rc,
     exw_metrics_request(m, l->service, request_code(rc, resp), now - began_us);
 }
 
-/* Counts a request about to go out (and its key as reached on its @first),
- * unless the job's outcome is decided: returns 0 then, and nothing may be
- * sent. Under the lock the job's end reads the counts under, after it raised
- * the abort flag: so every request sent is in the job's lookup_requests,
- * also one still on the wire as the job ends. */
-static int count_attempt(struct lookups *l, struct lookup_entry *e, int first)
+/* Counts a request about to go out for the @n entries @es (and their keys as
+ * reached on its @first), unless the job's outcome is decided: returns 0 then,
+ * and nothing may be sent. Under the lock the job's end reads the counts
+ * under, after it raised the abort flag: so every request sent is in the
+ * job's lookup_requests, also one still on the wire as the job ends. A batch
+ * is one request. */
+static int count_attempt(struct lookups *l, struct lookup_entry **es, size_t n, int first)
 {
+    size_t i;
     int go;
 
     exw_mutex_lock(&l->mu);
     go = !atomic_load(&l->abort);
     if (go) {
         l->requests++;
-        if (first) {
+        for (i = 0; first && i < n; i++) {
             l->reached++;
-            e->reached = 1;
+            es[i]->reached = 1;
         }
     }
     exw_mutex_unlock(&l->mu);
     return go;
 }
 
-static void run_lookup(struct exw_task *task, void *thread_ctx)
+#define ABANDONED "abandoned: the job's outcome was already decided"
+#define TIME_PASSED "the job's time limit passed before the lookup finished"
+
+int lookup_fetch(struct lookups *l, struct lookup_thread *t, const char *url,
+                 struct lookup_entry **es, size_t n, struct exw_http_response *resp, char *why,
+                 size_t whysz)
 {
-    struct lookup_entry *e = (struct lookup_entry *)task;
-    struct lookup_thread *t = thread_ctx;
-    struct lookups *l = e->owner;
     const struct exw_service *svc = l->svc;
-    struct exw_http_response resp;
-    struct exw_errbuf eb;
-    char *url = NULL;
+    size_t max_body = resp->body.max;
     long attempt;
 
-    exw_metrics_gauge_add(t->metrics, EXW_GAUGE_POOL_BUSY, 1);
-    exw_http_response_init(&resp, l->max_response_bytes);
-    if (exw_http_expand(svc->url, e->key, strlen(e->key), &url, &eb) != EXW_OK) {
-        fail_entry(e, "%s", eb.msg);
-        goto out;
-    }
     for (attempt = 0; attempt <= svc->retries; attempt++) {
-        int64_t left = l->deadline_ms - exw_mono_ms();
         struct exw_http_request req = {
             .url = url,
             .auth = svc->auth,
-            .timeout_ms = left < svc->timeout_ms ? (long)left : svc->timeout_ms,
-            .max_body = l->max_response_bytes,
+            .max_body = max_body,
             .ca_file = l->ca_file,
             /* On the last try a fresh connection: curl never resends on one, so
              * a key gets at most RETRIES + 1 requests. */
             .fresh_connect = attempt == svc->retries,
-            .abort_fn = should_abort,
+            .abort_fn = lookup_should_abort,
             .abort_ud = l,
         };
-        int64_t wait_ms, began_us;
+        struct limiter_grant grant;
+        struct exw_errbuf eb;
+        int64_t left, wait_ms, began_us;
         long sent;
         exw_err rc;
 
         if (atomic_load(&l->abort)) {
-            fail_entry(e, "abandoned: the job's outcome was already decided");
-            goto out;
+            snprintf(why, whysz, ABANDONED);
+            return 0;
         }
-        if (left <= 0) {
-            fail_entry(e, "the job's time limit passed before the lookup finished");
-            goto out;
+        if (l->deadline_ms - exw_mono_ms() <= 0) {
+            snprintf(why, whysz, TIME_PASSED);
+            return 0;
         }
-        if (!count_attempt(l, e, attempt == 0)) {
-            fail_entry(e, "abandoned: the job's outcome was already decided");
-            goto out;
+        /* The fleet-wide caps: a permit, then a slot of the pace. */
+        if (!exw_limiter_wait(l->limiter, l->service, svc->timeout_ms, lookup_should_abort, l,
+                              &grant)) {
+            snprintf(why, whysz, "%s",
+                     atomic_load(&l->abort) ? ABANDONED
+                                            : "the job's time limit passed while the lookup "
+                                              "waited for the service's fleet-wide cap");
+            return 0;
+        }
+        left = l->deadline_ms - exw_mono_ms();
+        req.timeout_ms = left < svc->timeout_ms ? (long)left : svc->timeout_ms;
+        if (left <= 0 || !count_attempt(l, es, n, attempt == 0)) {
+            exw_limiter_done(l->limiter, &grant);
+            snprintf(why, whysz, "%s", left <= 0 ? TIME_PASSED : ABANDONED);
+            return 0;
         }
         began_us = exw_mono_us();
-        rc = exw_http_get(t->http, &req, &resp, &eb);
-        count_requests(l, t->metrics, rc, &resp, began_us);
+        rc = exw_http_get(t->http, &req, resp, &eb);
+        exw_limiter_done(l->limiter, &grant);
+        count_requests(l, t->metrics, rc, resp, began_us);
         /* A refused connection is an attempt too (counted above); a silent
          * resend by curl is one more, and uses up one of ours. */
-        sent = resp.sent > 0 ? resp.sent : 1;
+        sent = resp->sent > 0 ? resp->sent : 1;
         if (sent > 1) {
             exw_mutex_lock(&l->mu);
             l->requests += sent - 1;
             exw_mutex_unlock(&l->mu);
         }
         attempt += sent - 1;
-        if (rc == EXW_OK && resp.status == 200) {
-            e->cells = exw_xcalloc(l->job->nlookup_columns ? l->job->nlookup_columns : 1,
-                                   sizeof(*e->cells));
-            if (exw_job_lookup_cells(l->job, resp.body.data ? resp.body.data : "", resp.body.len,
-                                     e->cells, &eb) != EXW_OK) {
-                free(e->cells);
-                e->cells = NULL;
-                fail_entry(e, "%s", eb.msg);
-            }
-            goto out;
-        }
+        if (rc == EXW_OK && resp->status == 200)
+            return 1;
         if (rc == EXW_ECANCELLED) {
-            fail_entry(e, "abandoned: the job's outcome was already decided");
-            goto out;
+            snprintf(why, whysz, ABANDONED);
+            return 0;
         }
         if (rc == EXW_OK) {
-            int retryable = resp.status >= 500 || resp.status == 429;
+            int retryable = resp->status >= 500 || resp->status == 429;
 
-            fail_entry(e, "HTTP %ld from service %s", resp.status, svc->name);
+            snprintf(why, whysz, "HTTP %ld from service %s", resp->status, svc->name);
             if (!retryable)
-                goto out;
+                return 0;
         } else {
-            fail_entry(e, "%s (service %s)", eb.msg, svc->name);
+            snprintf(why, whysz, "%s (service %s)", eb.msg, svc->name);
             if (rc != EXW_ETIMEOUT && rc != EXW_EHTTP)
-                goto out; /* a body over the cap or no memory: retrying will not help */
+                return 0; /* a body over the cap or no memory: retrying will not help */
         }
         if (attempt >= svc->retries)
             break;
         /* Full jitter (AWS architecture blog): a random wait up to the
          * exponential bound, so that many keys failing at once do not retry in
          * step. A Retry-After from the service wins, within the deadline. */
-        if (rc == EXW_OK && resp.retry_after_s >= 0) {
-            wait_ms = resp.retry_after_s * 1000;
+        if (rc == EXW_OK && resp->retry_after_s >= 0) {
+            wait_ms = resp->retry_after_s * 1000;
         } else {
             int64_t bound = BACKOFF_BASE_MS << (attempt < 10 ? attempt : 10);
 
@@ -327,53 +276,117 @@ static void run_lookup(struct exw_task *task, void *thread_ctx)
             wait_ms = (int64_t)(next_random(t) % (uint64_t)(bound + 1));
         }
         EXW_LOG(EXW_LOG_DEBUG, "lookup attempt %ld failed (%s), retrying in %lld ms", attempt + 1,
-                e->error, (long long)wait_ms);
+                why, (long long)wait_ms);
         if (!backoff_sleep(l, wait_ms))
             break;
     }
     if (exw_mono_ms() >= l->deadline_ms)
-        fail_entry(e, "the job's time limit passed before the lookup finished");
+        snprintf(why, whysz, TIME_PASSED);
+    return 0;
+}
+
+static void run_lookup(struct exw_task *task, void *thread_ctx)
+{
+    struct lookup_entry *e = (struct lookup_entry *)task;
+    struct lookup_thread *t = thread_ctx;
+    struct lookups *l = e->owner;
+    struct exw_http_response resp;
+    struct exw_errbuf eb;
+    char *url = NULL;
+    char why[256];
+    const char *body;
+
+    exw_metrics_gauge_add(t->metrics, EXW_GAUGE_POOL_BUSY, 1);
+    exw_http_response_init(&resp, l->max_response_bytes);
+    if (exw_http_expand(l->svc->url, e->key, strlen(e->key), &url, &eb) != EXW_OK) {
+        lookup_fail(e, "%s", eb.msg);
+        goto out;
+    }
+    if (!lookup_fetch(l, t, url, &e, 1, &resp, why, sizeof(why))) {
+        lookup_fail(e, "%s", why);
+        goto out;
+    }
+    body = resp.body.data ? resp.body.data : "";
+    e->cells =
+        exw_xcalloc(l->job->nlookup_columns ? l->job->nlookup_columns : 1, sizeof(*e->cells));
+    if (exw_job_lookup_cells(l->job, body, resp.body.len, e->cells, &eb) != EXW_OK) {
+        free(e->cells);
+        e->cells = NULL;
+        lookup_fail(e, "%s", eb.msg);
+        /* A JSON answer is a hit whatever this job's columns make of it. */
+        if (l->use_cache && exw_json_check(body, resp.body.len, RESPONSE_MAX_DEPTH, &eb) == EXW_OK)
+            lookup_stage_offer(l, e->key, body, resp.body.len);
+    } else {
+        lookup_stage_offer(l, e->key, body, resp.body.len);
+    }
 out:
     free(url);
     exw_http_response_cleanup(&resp);
     exw_metrics_gauge_add(t->metrics, EXW_GAUGE_POOL_BUSY, -1);
 }
 
+void lookup_finish(struct lookups *l, struct lookup_entry **es, size_t n, int submitted, exw_err rc)
+{
+    int wake = 0;
+    size_t i;
+
+    exw_mutex_lock(&l->mu);
+    for (i = 0; i < n; i++) {
+        struct lookup_entry *e = es[i];
+
+        if (rc != EXW_OK && e->error == NULL)
+            e->error = exw_xstrdup("abandoned: the worker is stopping");
+        if (e->cells != NULL) {
+            e->state = ENTRY_OK;
+        } else {
+            e->state = ENTRY_FAILED;
+            if (e->error == NULL)
+                e->error = exw_xstrdup("lookup failed");
+            if (!atomic_load(&l->abort)) {
+                l->failed++;
+                /* A key that never got a request is no lookup in P:stats. */
+                if (e->reached)
+                    l->errors++;
+                if (l->first_error[0] == '\0') {
+                    char *clean = exw_xstrndup(e->key, strlen(e->key) > 80 ? 80 : strlen(e->key));
+
+                    snprintf(l->first_error, sizeof(l->first_error), "lookup of key \"%s\": %s",
+                             clean, e->error);
+                    free(clean);
+                }
+            }
+        }
+        l->done++;
+        if (submitted)
+            l->inflight--;
+        if (l->awaited == e)
+            wake = 1;
+    }
+    if (submitted && l->await_all && l->inflight == 0)
+        wake = 1;
+    /* Only the job's thread waits, and only for one entry (or for all): a
+     * wake-up for every other entry would cost it a context switch per key. */
+    if (wake)
+        pthread_cond_signal(&l->changed);
+    exw_mutex_unlock(&l->mu);
+}
+
 static void lookup_done(struct exw_task *task, exw_err rc)
 {
     struct lookup_entry *e = (struct lookup_entry *)task;
-    struct lookups *l = e->owner;
 
+    lookup_finish(e->owner, &e, 1, 1, rc);
+}
+
+void lookup_submit(struct lookups *l, struct lookup_entry *e)
+{
+    e->task.run = run_lookup;
+    e->task.done = lookup_done;
     exw_mutex_lock(&l->mu);
-    if (rc != EXW_OK && e->error == NULL)
-        e->error = exw_xstrdup("abandoned: the worker is stopping");
-    if (e->cells != NULL) {
-        e->state = ENTRY_OK;
-    } else {
-        e->state = ENTRY_FAILED;
-        if (e->error == NULL)
-            e->error = exw_xstrdup("lookup failed");
-        if (!atomic_load(&l->abort)) {
-            l->failed++;
-            /* A key that never got a request is no lookup in P:stats. */
-            if (e->reached)
-                l->errors++;
-            if (l->first_error[0] == '\0') {
-                char *clean = exw_xstrndup(e->key, strlen(e->key) > 80 ? 80 : strlen(e->key));
-
-                snprintf(l->first_error, sizeof(l->first_error), "lookup of key \"%s\": %s", clean,
-                         e->error);
-                free(clean);
-            }
-        }
-    }
-    l->done++;
-    l->inflight--;
-    /* Only the job's thread waits, and only for one entry (or for all): a
-     * wake-up for every other entry would cost it a context switch per key. */
-    if (l->awaited == e || (l->await_all && l->inflight == 0))
-        pthread_cond_signal(&l->changed);
+    l->inflight++;
     exw_mutex_unlock(&l->mu);
+    if (exw_pool_submit(l->pool, &l->queue, &e->task) != EXW_OK)
+        lookup_done(&e->task, EXW_ESHUTDOWN);
 }
 
 struct lookups *exw_lookups_new(struct exw_pool *pool, const struct exw_job *job,
@@ -398,10 +411,19 @@ struct lookups *exw_lookups_new(struct exw_pool *pool, const struct exw_job *job
     pthread_mutex_init(&l->mu.m, NULL);
     if (exw_cond_init_mono(&l->changed) != 0)
         EXW_ASSERT(!"a condition variable could not be made");
+    l->use_batch = svc != NULL && svc->batch_url != NULL;
     l->store = exw_lookup_store_new(cfg->tmpdir);
     l->cache_max = cfg->batch_rows > 0 ? cfg->batch_rows : 1;
     exw_buf_init(&l->pack, SIZE_MAX);
     return l;
+}
+
+void exw_lookups_share(struct lookups *l, struct worker *w, struct conn *conn)
+{
+    l->metrics = w->metrics;
+    l->limiter = w->limiter;
+    l->conn = conn;
+    l->use_cache = l->svc != NULL && l->svc->cache_ttl_s > 0 && conn != NULL;
 }
 
 void exw_lookups_abort(struct lookups *l) { atomic_store(&l->abort, 1); }
@@ -430,6 +452,9 @@ void exw_lookups_free(struct lookups *l)
     while (l->inflight > 0)
         pthread_cond_wait(&l->changed, &l->mu.m);
     exw_mutex_unlock(&l->mu);
+    /* The answers that came are good for other jobs, whatever ended this one. */
+    lookup_stage_write(l, 1);
+    lookup_stage_cleanup(l);
     /* Every live entry, held by a row or not, is named by its key's record. */
     n = exw_lookup_store_count(l->store);
     for (id = 1; id <= n; id++) {
@@ -568,17 +593,14 @@ struct lookup_entry *exw_lookups_request(struct lookups *l, const char *key)
     e->owner = l;
     e->key = exw_xstrdup(key);
     e->state = ENTRY_PENDING;
-    e->task.run = run_lookup;
-    e->task.done = lookup_done;
     e->refs = 1;
     e->id = exw_lookup_store_add(l->store, &fp, e);
     l->live++;
     l->total++;
-    exw_mutex_lock(&l->mu);
-    l->inflight++;
-    exw_mutex_unlock(&l->mu);
-    if (exw_pool_submit(l->pool, &l->queue, &e->task) != EXW_OK)
-        lookup_done(&e->task, EXW_ESHUTDOWN);
+    if (l->use_cache || l->use_batch)
+        lookup_stage_add(l, e);
+    else
+        lookup_submit(l, e);
     return e;
 }
 
@@ -598,9 +620,14 @@ void exw_lookups_mem(struct lookups *l, struct lookups_mem *out)
 int exw_lookups_wait(struct lookups *l, struct lookup_entry *e, int64_t wait_ms,
                      const struct exw_cell **cells, const char **error)
 {
-    struct timespec until = exw_mono_deadline(wait_ms);
+    struct timespec until;
     int done;
 
+    /* Still on the stage: nothing more comes before this row is written. */
+    if (e->staged)
+        lookup_stage_flush(l);
+    lookup_stage_write(l, 0);
+    until = exw_mono_deadline(wait_ms);
     exw_mutex_lock(&l->mu);
     l->awaited = e;
     while (e->state == ENTRY_PENDING && wait_ms > 0) {

@@ -1,12 +1,15 @@
 /* main.c: export-worker's start-up and shutdown.
  *
  * Order: configuration (exit 2 when bad), logging, the metrics registry,
- * curl's global state, the metrics endpoint when asked for (exit 2 for an
- * address that does not resolve, 1 when it cannot be listened on), the
- * lookup pool, the job threads and the heartbeat (all with SIGTERM/SIGINT
- * blocked, so only this thread sees them), then the dispatcher (dispatch.c)
- * until a stop is asked for. The endpoint stops first, once the running jobs
- * have ended, so that it never reports the heartbeat's own orderly end. */
+ * the first connection to Redis (exit 2 when a Redis Cluster refuses the
+ * settings; Redis away is retried later), curl's global state, the metrics
+ * endpoint when asked for (exit 2 for an address that does not resolve, 1
+ * when it cannot be listened on), the thread of the fleet-wide caps
+ * (limiter.c, when a service has any), the lookup pool, the job threads and
+ * the heartbeat (all with SIGTERM/SIGINT blocked, so only this thread sees
+ * them), then the dispatcher (dispatch.c) until a stop is asked for. The
+ * endpoint stops first, once the running jobs have ended, so that it never
+ * reports the heartbeat's own orderly end. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +25,8 @@
 
 extern char **environ;
 
-atomic_int exw_stop_requested;
+/* exw_stop_requested is defined in conn.c, with the library's pieces that
+ * set it too. */
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "the signal handler stores to an atomic_int");
 
 static void on_signal(int sig)
@@ -133,6 +137,14 @@ int main(int argc, char **argv)
     EXW_LOG(EXW_LOG_INFO, "starting export-worker %s", described);
     free(described);
 
+    /* The first connection, before any thread: a Redis Cluster that cannot
+     * take the settings stops the worker here, with status 2. Redis away is
+     * no reason to stop: the threads keep trying. */
+    if (exw_conn_get(&w.main) == NULL && w.main.last_rc == EXW_ECONFIG) {
+        status = 2;
+        goto out;
+    }
+
     if (exw_http_global_init() != EXW_OK) {
         EXW_LOG(EXW_LOG_ERROR, "curl_global_init failed");
         goto out;
@@ -149,12 +161,18 @@ int main(int argc, char **argv)
             goto out_curl;
         }
     }
+    /* The fleet-wide caps outlive the pool, whose requests wait for them. */
+    if (exw_limiter_start(&w, &w.limiter, &eb) != EXW_OK) {
+        stop_signals(SIG_UNBLOCK);
+        EXW_LOG(EXW_LOG_ERROR, "%s", eb.msg);
+        goto out_http;
+    }
     /* The registry is the pool's user data: each lookup thread counts in it. */
     if (exw_pool_new((unsigned)cfg.pool_size, exw_lookup_thread_init, exw_lookup_thread_fini,
                      w.metrics, &w.pool, &eb) != EXW_OK) {
         stop_signals(SIG_UNBLOCK);
         EXW_LOG(EXW_LOG_ERROR, "cannot start the lookup pool: %s", eb.msg);
-        goto out_http;
+        goto out_limiter;
     }
     if (exw_dispatch_start(&w, &eb) != EXW_OK) {
         stop_signals(SIG_UNBLOCK);
@@ -188,12 +206,14 @@ int main(int argc, char **argv)
     }
     exw_dispatch(&w); /* also when stopped already: it stops the job threads */
     EXW_LOG(EXW_LOG_INFO, "stopping");
-    status = 0;
+    status = atomic_load(&exw_config_refused) ? 2 : 0;
     exw_metrics_http_stop(mh);
     mh = NULL;
     exw_heartbeat_stop(hb);
 out_pool:
     exw_pool_free(w.pool);
+out_limiter:
+    exw_limiter_stop(w.limiter); /* gives its permits back */
 out_http:
     exw_metrics_http_stop(mh);
 out_curl:

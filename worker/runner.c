@@ -394,7 +394,7 @@ static enum run_result finish(struct run *r, const char *state, const char *dead
                  : strcmp(state, "cancelled") == 0 ? "jobs_cancelled"
                                                    : "jobs_failed",
                  "1");
-        if (lc.requests > 0) {
+        if (lc.requests > 0 || lc.reached > 0) { /* reached: cache hits too */
             add_pair(stats, &ns, "lookups", s_lookups);
             add_pair(stats, &ns, "lookup_requests", s_req);
             add_pair(stats, &ns, "lookup_errors", s_err);
@@ -672,6 +672,7 @@ enum run_result exw_run_job(struct slot *s, const char *doc, size_t len, int64_t
          * sooner than this writes no progress at all, only its end. */
         r.next_progress = exw_mono_ms() + PROGRESS_EVERY_MS;
         r.lookups = exw_lookups_new(w->pool, r.job, r.svc, cfg, r.deadline);
+        exw_lookups_share(r.lookups, w, r.conn);
         run_workbook(&r);
         /* A spill that failed after the last row still fails the job. */
         if (exw_lookups_error(r.lookups) != NULL)

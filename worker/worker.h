@@ -10,6 +10,7 @@
 
 #include "exw/config.h"
 #include "exw/err.h"
+#include "exw/http.h"
 #include "exw/job.h"
 #include "exw/lease.h"
 #include "exw/metrics.h"
@@ -22,6 +23,11 @@
  * handler may store to it. Thread: any. */
 extern atomic_int exw_stop_requested;
 
+/* Set, with exw_stop_requested, when Redis refused the configuration for
+ * good (exw_redis_connect said EXW_ECONFIG: a cluster and a prefix without a
+ * hash tag): the worker then exits 2. Thread: any. */
+extern atomic_int exw_config_refused;
+
 /* A Redis connection that remakes itself after an error, logging once per
  * change between reachable and not. Thread: the one thread that owns it. */
 struct conn {
@@ -31,7 +37,8 @@ struct conn {
     long timeout_ms;
     struct exw_redis *rd; /* NULL while down */
     int down_logged;
-    int connected; /* a connection was made before: the next one is a reconnect */
+    int connected;   /* a connection was made before: the next one is a reconnect */
+    exw_err last_rc; /* of the last connect: EXW_ECONFIG when Redis refused the settings */
 };
 
 void exw_conn_init(struct conn *c, const struct exw_config *cfg, struct exw_metrics *metrics,
@@ -49,6 +56,7 @@ struct worker {
     const struct exw_config *cfg;
     struct exw_metrics *metrics; /* the registry; outlives every thread that counts */
     struct exw_pool *pool;       /* the lookup threads */
+    struct limiter *limiter;     /* the fleet-wide caps on the services; NULL: none */
     struct conn main;            /* the dispatcher's connection; Thread: main */
     char host[256];
     long pid;
@@ -91,6 +99,13 @@ struct lookups *exw_lookups_new(struct exw_pool *pool, const struct exw_job *job
  * back, then frees everything. NULL is a no-op. Thread: main. */
 void exw_lookups_free(struct lookups *l);
 
+/* Lets the job's lookups spare the service as it is configured: the fleet-wide
+ * caps of @w's limiter, and the shared cache through @conn, the job thread's
+ * Redis connection (used only while it is up, never remade for the cache).
+ * Without it (the unit tests) neither is used. Call before the first request.
+ * Thread: main. */
+void exw_lookups_share(struct lookups *l, struct worker *w, struct conn *conn);
+
 /* Asks every lookup of the job to stop as soon as it can. Thread: any. */
 void exw_lookups_abort(struct lookups *l);
 
@@ -128,6 +143,41 @@ struct lookup_counts {
     char first_error[300]; /* the first key that failed, and why */
 };
 void exw_lookups_counts(struct lookups *l, struct lookup_counts *out);
+
+/* ---- limiter.c: the fleet-wide caps on each lookup service ---- */
+
+struct limiter;
+
+/* What one request holds of its service's caps, from exw_limiter_wait to
+ * exw_limiter_done. */
+struct limiter_grant {
+    int service; /* -1: nothing held */
+    int permit;  /* the permit's place in the worker's table; -1: none */
+};
+
+/* Starts the limiter thread, with a Redis connection of its own, when a
+ * service has _MAX_INFLIGHT or _RATE; *@out is NULL when none has. It leases
+ * permits and slots of the pace from Redis in small batches, renews the
+ * permits' leases and gives back what its threads do not need. Call with the
+ * stop signals blocked. Thread: main. */
+EXW_MUST_CHECK exw_err exw_limiter_start(struct worker *w, struct limiter **out,
+                                         struct exw_errbuf *eb);
+
+/* Stops the thread, gives every permit back and frees @lim; NULL is a no-op.
+ * No request may hold a grant any more. Thread: main. */
+void exw_limiter_stop(struct limiter *lim);
+
+/* Waits for what service number @service's caps ask before one request that
+ * may take @timeout_ms: a permit whose lease outlasts it, then a slot of the
+ * pace, whose time it sleeps until. Returns 1 with @g to give back with
+ * exw_limiter_done (at once when @lim is NULL or the service has no cap), or
+ * 0 as soon as @abort_fn says stop, holding nothing. The waits are timed
+ * waits, never a busy loop. Thread: pool. */
+int exw_limiter_wait(struct limiter *lim, int service, long timeout_ms, exw_http_abort_fn abort_fn,
+                     void *ud, struct limiter_grant *g);
+
+/* Gives back what @g holds, once its request has ended. Thread: pool. */
+void exw_limiter_done(struct limiter *lim, struct limiter_grant *g);
 
 /* ---- runner.c: one job from the queue to its end ---- */
 

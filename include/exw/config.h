@@ -16,7 +16,10 @@
 
 struct exw_config {
     char *redis_url; /* as given, password included: log exw_config_describe() instead */
-    struct exw_redis_addr redis;
+    struct exw_redis_addr redis;   /* the URL parsed, with the sentinels when set */
+    char *redis_sentinels;         /* EXPORT_REDIS_SENTINELS as given, or NULL */
+    char *redis_master;            /* EXPORT_REDIS_MASTER, or NULL */
+    char *redis_sentinel_password; /* EXPORT_REDIS_SENTINEL_PASSWORD (secret), or NULL */
     char *prefix;
     long pool_size;
     long concurrency;

@@ -59,4 +59,11 @@ void exw_http_response_cleanup(struct exw_http_response *r);
 EXW_MUST_CHECK exw_err exw_http_expand(const char *tmpl, const char *key, size_t len, char **url,
                                        struct exw_errbuf *eb);
 
+/* Expands the batch template @tmpl, replacing each "{keys}" with the @n
+ * NUL-terminated @keys, each percent-encoded as exw_http_expand does (so a
+ * ',' in a key is %2C) and joined by ','. Caller frees *@url. EXW_ELIMIT when
+ * the URL would pass 1 MiB. Thread: any. */
+EXW_MUST_CHECK exw_err exw_http_expand_batch(const char *tmpl, const char *const *keys, size_t n,
+                                             char **url, struct exw_errbuf *eb);
+
 #endif

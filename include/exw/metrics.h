@@ -90,6 +90,23 @@ void exw_metrics_lookups(struct exw_metrics *m, int service, long long ok, long 
  * Thread: any. */
 void exw_metrics_request(struct exw_metrics *m, int service, int code, int64_t us);
 
+/* Sparing a service (PROTOCOL.md section 4): @hits keys of service number
+ * @service answered from the shared cache and @misses asked of the service
+ * after a look in it (export_lookup_cache_total). Thread: any. */
+void exw_metrics_cache(struct exw_metrics *m, int service, long long hits, long long misses);
+
+/* Permits of service number @service's fleet-wide cap this worker's requests
+ * hold now, moved by @delta (export_lookup_permits_in_use). Thread: any. */
+void exw_metrics_permits_in_use(struct exw_metrics *m, int service, long long delta);
+
+/* One request of service number @service waited @us microseconds for a
+ * permit (export_lookup_permit_wait_seconds). Thread: any. */
+void exw_metrics_permit_wait(struct exw_metrics *m, int service, int64_t us);
+
+/* One request of service number @service was held back by the fleet-wide
+ * rate (export_lookup_rate_delayed_total). Thread: any. */
+void exw_metrics_rate_delayed(struct exw_metrics *m, int service);
+
 /* Adds @n to counter @c. Thread: any. */
 void exw_metrics_add(struct exw_metrics *m, enum exw_counter c, long long n);
 

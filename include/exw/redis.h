@@ -9,14 +9,18 @@
  *   EXW_EREDIS  the connection is gone (or never came): it is broken from then
  *               on (hiredis errors are sticky) and the owner makes a new one;
  *   EXW_EAGAIN  Redis answered with an error that passes by itself (LOADING,
- *               BUSY, TRYAGAIN, MASTERDOWN, OOM, MISCONF; READONLY, after which the
+ *               BUSY, TRYAGAIN, MASTERDOWN, OOM, MISCONF; READONLY, CLUSTERDOWN
+ *               and MOVED or ASK past the redirect limit, after which the
  *               connection is also broken, so that the next one finds the
  *               primary): retry later;
  *   EXW_ENOMEM  the reply was too large for this process's memory (hiredis
  *               could not allocate it); the connection is broken as above;
  *   EXW_EREPLY  Redis answered with an error that a retry will not change
  *               (WRONGTYPE, NOPERM, a script's own refusal...).
- * The errbuf then holds Redis's own text, after what was being done. */
+ * The errbuf then holds Redis's own text, after what was being done.
+ *
+ * On a Redis Cluster, a command answered with MOVED or ASK is sent again to
+ * the node named, transparently (see redis.c). */
 #ifndef EXW_REDIS_H
 #define EXW_REDIS_H
 
@@ -29,13 +33,46 @@
 struct exw_redis;
 struct exw_reply; /* a reply, read with the exw_reply_* functions below */
 
-/* Connects, authenticates and selects the database. @timeout_ms bounds the
- * connect and every command (blocking commands add their own wait). @prefix
- * and @worker_id name this worker's keys. Thread: owner. */
+/* Connects to the server @addr means for keys under @prefix, authenticates
+ * and selects the database: the primary the sentinels name, the owner of the
+ * prefix's slot on a Redis Cluster, else the URL's server (topology.h).
+ * @timeout_ms bounds each connect and every command (blocking commands add
+ * their own wait). @prefix and @worker_id name this worker's keys. Errors as
+ * above, and EXW_ECONFIG for a setting that a Redis Cluster cannot take (a
+ * prefix without a hash tag, a db other than 0): retrying will not help.
+ * Thread: owner. */
 EXW_MUST_CHECK exw_err exw_redis_connect(const struct exw_redis_addr *addr, const char *prefix,
                                          const char *worker_id, long timeout_ms,
                                          struct exw_redis **out, struct exw_errbuf *eb);
 void exw_redis_free(struct exw_redis *rd);
+
+/* A bare connection to one server, @host:@port or the unix socket @path:
+ * AUTH as @user/@password when a password is given (both may be NULL), no
+ * SELECT, no topology; its prefix and worker id are empty. For sentinels and
+ * cluster nodes (topology.c, sentinel.c); keys go through exw_redis_connect.
+ * Errors as exw_redis_connect (EXW_EREPLY when AUTH is refused).
+ * Thread: owner. */
+EXW_MUST_CHECK exw_err exw_redis_open(const char *host, int port, const char *path,
+                                      const char *user, const char *password, long timeout_ms,
+                                      struct exw_redis **out, struct exw_errbuf *eb);
+
+/* Names the connection's prefix and worker id (exw_redis_prefix,
+ * exw_redis_worker). Thread: owner. */
+void exw_redis_set_names(struct exw_redis *rd, const char *prefix, const char *worker_id);
+
+/* Marks the connection as one to a Redis Cluster node for keys of slot
+ * @slot: a MOVED for that slot makes the node it names the process's
+ * primary (topology.h). MOVED and ASK are followed on any connection.
+ * Thread: owner. */
+void exw_redis_set_cluster(struct exw_redis *rd, int slot);
+
+/* Whether the server is a Redis Cluster node (as found at connect).
+ * Thread: owner. */
+int exw_redis_is_cluster(const struct exw_redis *rd);
+
+/* "host:port" of the server talked to now (it changes with MOVED); "" on a
+ * unix socket. Thread: owner. */
+const char *exw_redis_node(const struct exw_redis *rd);
 
 /* Whether the connection has failed and must be replaced. Thread: owner. */
 int exw_redis_broken(const struct exw_redis *rd);

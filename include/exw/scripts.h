@@ -16,21 +16,26 @@ struct exw_script {
     const char *sha1; /* hex, as EVALSHA takes it */
 };
 
-extern const struct exw_script exw_lua_cancel;     /* admin.c */
-extern const struct exw_script exw_lua_deregister; /* lease.c */
-extern const struct exw_script exw_lua_enqueue;    /* admin.c */
-extern const struct exw_script exw_lua_finish;     /* status.c */
-extern const struct exw_script exw_lua_heartbeat;  /* lease.c */
-extern const struct exw_script exw_lua_orphan;     /* queue.c */
-extern const struct exw_script exw_lua_peek;       /* queue.c */
-extern const struct exw_script exw_lua_progress;   /* status.c */
-extern const struct exw_script exw_lua_recover;    /* queue.c */
-extern const struct exw_script exw_lua_release;    /* queue.c */
-extern const struct exw_script exw_lua_requeue;    /* queue.c */
-extern const struct exw_script exw_lua_revive;     /* admin.c */
-extern const struct exw_script exw_lua_rows;       /* queue.c */
-extern const struct exw_script exw_lua_start;      /* status.c */
-extern const struct exw_script exw_lua_upload;     /* result.c */
+extern const struct exw_script exw_lua_cache_put;      /* lookup_cache.c */
+extern const struct exw_script exw_lua_cancel;         /* admin.c */
+extern const struct exw_script exw_lua_deregister;     /* lease.c */
+extern const struct exw_script exw_lua_enqueue;        /* admin.c */
+extern const struct exw_script exw_lua_finish;         /* status.c */
+extern const struct exw_script exw_lua_heartbeat;      /* lease.c */
+extern const struct exw_script exw_lua_orphan;         /* queue.c */
+extern const struct exw_script exw_lua_peek;           /* queue.c */
+extern const struct exw_script exw_lua_permit_release; /* limits.c */
+extern const struct exw_script exw_lua_permit_renew;   /* limits.c */
+extern const struct exw_script exw_lua_permit_take;    /* limits.c */
+extern const struct exw_script exw_lua_progress;       /* status.c */
+extern const struct exw_script exw_lua_rate_take;      /* limits.c */
+extern const struct exw_script exw_lua_recover;        /* queue.c */
+extern const struct exw_script exw_lua_release;        /* queue.c */
+extern const struct exw_script exw_lua_requeue;        /* queue.c */
+extern const struct exw_script exw_lua_revive;         /* admin.c */
+extern const struct exw_script exw_lua_rows;           /* queue.c */
+extern const struct exw_script exw_lua_start;          /* status.c */
+extern const struct exw_script exw_lua_upload;         /* result.c */
 
 /* The script whose SHA-1 is @sha1, or NULL. Thread: any. */
 const struct exw_script *exw_script_by_sha1(const char *sha1);

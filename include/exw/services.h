@@ -20,6 +20,19 @@
 #define EXW_SERVICE_RETRIES_DEFAULT 3
 #define EXW_SERVICE_RETRIES_MIN 0
 #define EXW_SERVICE_RETRIES_MAX 20
+/* Bounds of the settings that spare a service: fleet-wide caps, the shared
+ * cache and batch lookups (PROTOCOL.md section 4). */
+#define EXW_SERVICE_MAX_INFLIGHT_MIN 1
+#define EXW_SERVICE_MAX_INFLIGHT_MAX 100000
+#define EXW_SERVICE_RATE_MIN 1
+#define EXW_SERVICE_RATE_MAX 1000000
+#define EXW_SERVICE_CACHE_TTL_MAX 31536000 /* a year, in seconds */
+#define EXW_SERVICE_CACHE_MAX_BYTES_DEFAULT 65536
+#define EXW_SERVICE_CACHE_MAX_BYTES_MIN 1
+#define EXW_SERVICE_CACHE_MAX_BYTES_MAX 16777216
+#define EXW_SERVICE_BATCH_MAX_DEFAULT 100
+#define EXW_SERVICE_BATCH_MAX_MIN 1
+#define EXW_SERVICE_BATCH_MAX_MAX 10000
 
 struct exw_service {
     char name[EXW_SERVICE_NAME_MAX + 1]; /* upper case, [A-Z0-9]+ */
@@ -27,6 +40,12 @@ struct exw_service {
     char *auth;                          /* Authorization header value or NULL; secret */
     long timeout_ms;
     long retries;
+    long max_inflight;    /* _MAX_INFLIGHT: requests in flight across the fleet; 0: no cap */
+    long rate;            /* _RATE: requests a second across the fleet; 0: no cap */
+    long cache_ttl_s;     /* _CACHE_TTL: seconds a hit stays in P:cache:*; 0: no cache */
+    long cache_max_bytes; /* _CACHE_MAX_BYTES: larger bodies are not cached */
+    char *batch_url;      /* _BATCH_URL: template with {keys}, or NULL; may hold a secret */
+    long batch_max;       /* _BATCH_MAX: keys per batch request */
 };
 
 struct exw_config;
@@ -41,6 +60,11 @@ struct exw_config;
  * exw_services_cleanup(). Thread: main. */
 void exw_services_load(struct exw_service *out, size_t *n, char **envp, const char *const *flags,
                        size_t nflags, struct exw_buf *errs);
+
+/* Appends the --help text of the settings that spare a service (_MAX_INFLIGHT,
+ * _RATE, _CACHE_TTL, _CACHE_MAX_BYTES, _BATCH_URL, _BATCH_MAX), in the layout
+ * of config.c's usage. Thread: owner of @b. */
+void exw_services_usage(struct exw_buf *b);
 
 /* Frees, wiping them, the URLs and auth values of @n services at @s. Thread: owner. */
 void exw_services_cleanup(struct exw_service *s, size_t n);

@@ -179,6 +179,40 @@ class Acl(E2ETest):
                                                                       " ".join(rule)))
         print("refused: %s" % (sorted(set((d[0], d[1]) for d in denials)) or "nothing"))
 
+    def test_documented_rule_covers_sparing_the_service(self):
+        # The caps, the cache and batches (docs/operations.md, "Sparing the
+        # lookup service") under the same rule: nothing refused.
+        self.set_user(self.rule_for_prefix())
+        self.admin.acl_log_reset()
+        mock = self.start_mock(latency_ms=20)
+        env = dict(EXPORT_SERVICE_TETHER_MAX_INFLIGHT=2, EXPORT_SERVICE_TETHER_RATE=50,
+                   EXPORT_SERVICE_TETHER_CACHE_TTL=60,
+                   EXPORT_SERVICE_BATCHED_URL=mock.url(),
+                   EXPORT_SERVICE_BATCHED_BATCH_URL=mock.base + "/batch/{keys}",
+                   EXPORT_SERVICE_BATCHED_BATCH_MAX=5,
+                   EXPORT_SERVICE_BATCHED_CACHE_TTL=60)
+        w = self.worker(mock, **env)
+        self.wait_registered(w)
+        keys = ["S-%d" % i for i in range(12)]
+        for jid in ("acl-spare-1", "acl-spare-2"):
+            st = self.run_job(self.lookup_job(jid, keys))
+            ws = self.workbook(self.result_bytes(st)).active
+            self.assert_rows(ws, self.lookup_job("x", [])["columns"],
+                             [{"k": k} for k in keys], lookup_key="k")
+        job = self.lookup_job("acl-spare-b", keys)
+        job["lookup"]["service"] = "batched"
+        self.run_job(job)
+        self.run_job(dict(job, id="acl-spare-b2"))
+        self.assertEqual(mock.stats()["lookups"], len(keys) + 3, "cache or batches not used")
+        self.assertTrue(self.admin.exists(self.key("cache", "tether", "S-1")))
+        self.assertTrue(self.admin.exists(self.key("cache", "batched", "S-1")))
+        rc, _ = w.stop()
+        self.assertEqual(rc, 0)
+        denials = self.acl_denials()
+        unexpected = [d for d in denials if d[1] not in ("config|get", "config")]
+        self.assertEqual(unexpected, [], "Redis refused the worker's user: %r" % unexpected)
+        self.assertNotRegex(w.log(), r"NOPERM|no permissions|cannot be (read|written|reached)")
+
     def test_the_user_cannot_touch_anything_outside_the_prefix(self):
         self.set_user(self.rule_for_prefix())
         self.admin.set("other:secret", "s")

@@ -112,6 +112,10 @@ class Counting(MetricsTest):
         self.assertTrue(start_line and "metrics-addr=127.0.0.1:0" in start_line[0], start_line)
 
         # At the start: every family, typed; every outcome at 0; the services.
+        # (The endpoint serves from before the lookup threads start: wait
+        # until all four count themselves.)
+        self.wait_until("the 4 lookup threads counted", lambda: self.scrape(base).get(
+            "export_pool_threads") == 4)
         s = self.scrape(base)
         for name, kind in FAMILIES.items():
             self.assertIn("# TYPE %s %s\n" % (name, kind), s.text)

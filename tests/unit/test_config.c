@@ -704,6 +704,93 @@ static void test_describe(void **state)
     exw_config_cleanup(&c);
 }
 
+/* ---- Redis Sentinel ---- */
+
+static void test_sentinels(void **state)
+{
+    struct exw_config c;
+    char *d, *e;
+
+    (void)state;
+    load_ok(&c,
+            ENV("EXPORT_REDIS_URL=redis://:hunter2@/2",
+                "EXPORT_REDIS_SENTINELS=s1:26379, [::1]:26380,s3", "EXPORT_REDIS_MASTER=mymaster",
+                "EXPORT_REDIS_SENTINEL_PASSWORD=sentinel-hunter2"),
+            NO_ARGS);
+    assert_null(c.redis.host);
+    assert_string_equal(c.redis.password, "hunter2");
+    assert_int_equal(c.redis.db, 2);
+    assert_int_equal(c.redis.nsentinels, 3);
+    assert_string_equal(c.redis.sentinels[1].host, "::1");
+    assert_int_equal(c.redis.sentinels[1].port, 26380);
+    assert_int_equal(c.redis.sentinels[2].port, 26379);
+    assert_string_equal(c.redis.master, "mymaster");
+    assert_string_equal(c.redis.sentinel_password, "sentinel-hunter2");
+    d = exw_config_describe(&c);
+    assert_contains(d, "redis-url=redis://:***@/2 redis-sentinels=\"s1:26379, [::1]:26380,s3\""
+                       " redis-master=mymaster redis-sentinel-password=*** prefix=export ");
+    assert_null(strstr(d, "hunter2"));
+    free(d);
+    exw_config_cleanup(&c);
+
+    /* Flags, and a URL with a host, which is then ignored. */
+    load_ok(&c, ENV("EXPORT_REDIS_URL=redis://h:1/0"),
+            ARGS("--redis-sentinels", "a:1", "--redis-master=m"));
+    assert_int_equal(c.redis.nsentinels, 1);
+    assert_null(c.redis.sentinel_password);
+    d = exw_config_describe(&c);
+    assert_contains(d, "redis-url=redis://h:1/0 redis-sentinels=a:1 redis-master=m prefix=");
+    assert_null(strstr(d, "redis-sentinel-password"));
+    free(d);
+    exw_config_cleanup(&c);
+
+    /* Without sentinels nothing of theirs is described. */
+    load_ok(&c, ENV("X=1"), NO_ARGS);
+    assert_int_equal(c.redis.nsentinels, 0);
+    d = exw_config_describe(&c);
+    assert_null(strstr(d, "sentinel"));
+    assert_null(strstr(d, "master"));
+    free(d);
+    exw_config_cleanup(&c);
+
+    e = load_bad(ENV("EXPORT_REDIS_SENTINELS=a:1"), NO_ARGS);
+    assert_string_equal(e, "EXPORT_REDIS_MASTER: required with EXPORT_REDIS_SENTINELS");
+    free(e);
+    e = load_bad(ENV("X=1"), ARGS("--redis-sentinels", "a:1"));
+    assert_string_equal(e, "EXPORT_REDIS_MASTER: required with --redis-sentinels");
+    free(e);
+    e = load_bad(ENV("EXPORT_REDIS_URL=redis://:hunter2@/0"), NO_ARGS);
+    assert_string_equal(
+        e, "EXPORT_REDIS_URL: has no host (it may be left out only with EXPORT_REDIS_SENTINELS)");
+    free(e);
+    e = load_bad(ENV("EXPORT_REDIS_MASTER=m", "EXPORT_REDIS_SENTINEL_PASSWORD=hunter2"), NO_ARGS);
+    assert_has_line(e, "EXPORT_REDIS_MASTER: is set, but EXPORT_REDIS_SENTINELS is not");
+    assert_has_line(e, "EXPORT_REDIS_SENTINEL_PASSWORD: is set, but EXPORT_REDIS_SENTINELS is not");
+    assert_null(strstr(e, "hunter2"));
+    free(e);
+    e = load_bad(
+        ENV("EXPORT_REDIS_URL=unix:///r.sock", "EXPORT_REDIS_SENTINELS=a", "EXPORT_REDIS_MASTER=m"),
+        NO_ARGS);
+    assert_string_equal(e, "EXPORT_REDIS_URL: must be redis:// with EXPORT_REDIS_SENTINELS: the"
+                           " sentinels name a host and port, not a socket");
+    free(e);
+    e = load_bad(ENV("EXPORT_REDIS_SENTINELS=a:1,b:0", "EXPORT_REDIS_MASTER=my master",
+                     "EXPORT_REDIS_SENTINEL_PASSWORD=hunter2"),
+                 NO_ARGS);
+    assert_has_line(e, "EXPORT_REDIS_SENTINELS: entry 2: the port must be a number from 1 to"
+                       " 65535");
+    assert_has_line(e, "EXPORT_REDIS_MASTER: must not contain spaces or control characters");
+    assert_null(strstr(e, "hunter2"));
+    free(e);
+    /* A bad URL is reported once, not again as a topology problem. */
+    e = load_bad(ENV("EXPORT_REDIS_URL=redis://:hunter2@/x", "EXPORT_REDIS_SENTINELS=a",
+                     "EXPORT_REDIS_MASTER=m"),
+                 NO_ARGS);
+    assert_string_equal(e, "EXPORT_REDIS_URL: the database after / must be a number from 0 to"
+                           " 2147483647");
+    free(e);
+}
+
 /* ---- --help ---- */
 
 static void test_usage(void **state)
@@ -711,6 +798,9 @@ static void test_usage(void **state)
     static const char *const must_hold[] = {
         "EXPORT_REDIS_URL, --redis-url URL",
         "Default redis://127.0.0.1:6379/0.",
+        "EXPORT_REDIS_SENTINELS, --redis-sentinels HOST:PORT,...",
+        "EXPORT_REDIS_MASTER, --redis-master NAME",
+        "EXPORT_REDIS_SENTINEL_PASSWORD, --redis-sentinel-password PASSWORD",
         "EXPORT_PREFIX, --prefix P",
         "Default export; ",
         "EXPORT_POOL_SIZE, --pool-size N",
@@ -791,7 +881,7 @@ int main(void)
         cmocka_unit_test(test_cleanup_and_reuse),  cmocka_unit_test(test_size_limits),
         cmocka_unit_test(test_services_in_load),   cmocka_unit_test(test_secrets_not_in_errors),
         cmocka_unit_test(test_describe),           cmocka_unit_test(test_usage),
-        cmocka_unit_test(test_metrics_addr),
+        cmocka_unit_test(test_metrics_addr),       cmocka_unit_test(test_sentinels),
     };
 
     return cmocka_run_group_tests(tests, setup_group, NULL);

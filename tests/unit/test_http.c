@@ -120,6 +120,31 @@ static void test_expand_placeholders(void **state)
     assert_expands("Http://h:8080/{key}", "k", 1, "Http://h:8080/k");
 }
 
+/* Batch templates: each key escaped as for {key}, joined by ',', so a ',' in
+ * a key is %2C and the service can split the list before decoding. */
+static void test_expand_batch(void **state)
+{
+    const char *keys[] = {"a,b", "c", "x y", "caf\xc3\xa9", ",", "{keys}"};
+    char *url = NULL;
+    struct exw_errbuf eb;
+
+    (void)state;
+    assert_int_equal(exw_http_expand_batch("http://h/b/{keys}?again={keys}", keys, 6, &url, &eb),
+                     EXW_OK);
+    assert_string_equal(url, "http://h/b/a%2Cb,c,x%20y,caf%C3%A9,%2C,%7Bkeys%7D"
+                             "?again=a%2Cb,c,x%20y,caf%C3%A9,%2C,%7Bkeys%7D");
+    free(url);
+    assert_int_equal(exw_http_expand_batch("http://h/b?sn={keys}", keys + 1, 1, &url, &eb), EXW_OK);
+    assert_string_equal(url, "http://h/b?sn=c");
+    free(url);
+    /* {key} is not a batch template's placeholder. */
+    assert_int_equal(exw_http_expand_batch("http://h/{key}", keys, 2, &url, &eb), EXW_OK);
+    assert_string_equal(url, "http://h/{key}");
+    free(url);
+    assert_int_equal(exw_http_expand_batch("ftp://h/{keys}", keys, 2, &url, &eb), EXW_ECONFIG);
+    assert_null(url);
+}
+
 static void test_expand_bad_scheme(void **state)
 {
     static const char *const bad[] = {
@@ -739,6 +764,7 @@ int main(void)
         cmocka_unit_test(test_expand_reserved_escaped),
         cmocka_unit_test(test_expand_utf8_and_binary),
         cmocka_unit_test(test_expand_placeholders),
+        cmocka_unit_test(test_expand_batch),
         cmocka_unit_test(test_expand_bad_scheme),
         cmocka_unit_test(test_expand_long_key),
         cmocka_unit_test(test_http_new_free),

@@ -32,6 +32,10 @@ static const char *const families[][2] = {
     {"export_queue_length", "gauge"},
     {"export_result_bytes_total", "counter"},
     {"export_redis_reconnects_total", "counter"},
+    {"export_lookup_cache_total", "counter"},
+    {"export_lookup_permits_in_use", "gauge"},
+    {"export_lookup_permit_wait_seconds", "histogram"},
+    {"export_lookup_rate_delayed_total", "counter"},
 };
 
 static struct exw_metrics *make(const char *version, const char *worker)
@@ -278,6 +282,46 @@ static void test_cap(void **state)
     exw_metrics_free(m);
 }
 
+/* Sparing the services: cache hits and misses, permits, waits, the rate. */
+static void test_sparing(void **state)
+{
+    struct exw_metrics *m = make("v", "w");
+    char *text = render(m);
+
+    (void)state;
+    assert_line(text, "export_lookup_cache_total{service=\"tether\",result=\"hit\"} 0");
+    assert_line(text, "export_lookup_cache_total{service=\"billing2\",result=\"miss\"} 0");
+    assert_line(text, "export_lookup_permits_in_use{service=\"tether\"} 0");
+    assert_line(text, "export_lookup_permit_wait_seconds_count{service=\"billing2\"} 0");
+    assert_line(text, "export_lookup_rate_delayed_total{service=\"tether\"} 0");
+    free(text);
+    exw_metrics_cache(m, 0, 7, 3);
+    exw_metrics_cache(m, 1, 0, 2);
+    exw_metrics_permits_in_use(m, 0, 3);
+    exw_metrics_permits_in_use(m, 0, -1);
+    exw_metrics_permit_wait(m, 0, 2500);     /* 2.5 ms */
+    exw_metrics_permit_wait(m, 0, 30000000); /* 30 s */
+    exw_metrics_rate_delayed(m, 1);
+    exw_metrics_rate_delayed(m, 1);
+    exw_metrics_cache(m, 5, 1, 1); /* an unknown service counts nothing */
+    text = render(m);
+    assert_well_formed(text);
+    assert_line(text, "export_lookup_cache_total{service=\"tether\",result=\"hit\"} 7");
+    assert_line(text, "export_lookup_cache_total{service=\"tether\",result=\"miss\"} 3");
+    assert_line(text, "export_lookup_cache_total{service=\"billing2\",result=\"miss\"} 2");
+    assert_line(text, "export_lookup_permits_in_use{service=\"tether\"} 2");
+    assert_line(text,
+                "export_lookup_permit_wait_seconds_bucket{service=\"tether\",le=\"0.001\"} 0");
+    assert_line(text,
+                "export_lookup_permit_wait_seconds_bucket{service=\"tether\",le=\"0.005\"} 1");
+    assert_line(text, "export_lookup_permit_wait_seconds_bucket{service=\"tether\",le=\"30\"} 2");
+    assert_line(text, "export_lookup_permit_wait_seconds_count{service=\"tether\"} 2");
+    assert_line(text, "export_lookup_permit_wait_seconds_sum{service=\"tether\"} 30.002500");
+    assert_line(text, "export_lookup_rate_delayed_total{service=\"billing2\"} 2");
+    free(text);
+    exw_metrics_free(m);
+}
+
 static void test_null_registry(void **state)
 {
     (void)state;
@@ -289,6 +333,10 @@ static void test_null_registry(void **state)
     exw_metrics_gauge_add(NULL, EXW_GAUGE_POOL_BUSY, 1);
     exw_metrics_gauge_set(NULL, EXW_GAUGE_QUEUE_LENGTH, 1);
     assert_int_equal(exw_metrics_gauge(NULL, EXW_GAUGE_POOL_BUSY), 0);
+    exw_metrics_cache(NULL, 0, 1, 1);
+    exw_metrics_permits_in_use(NULL, 0, 1);
+    exw_metrics_permit_wait(NULL, 0, 1);
+    exw_metrics_rate_delayed(NULL, 0);
     exw_metrics_free(NULL);
 }
 
@@ -384,6 +432,7 @@ int main(void)
         cmocka_unit_test(test_codes_and_counters),
         cmocka_unit_test(test_label_escaping),
         cmocka_unit_test(test_cap),
+        cmocka_unit_test(test_sparing),
         cmocka_unit_test(test_null_registry),
         cmocka_unit_test(test_concurrent),
     };

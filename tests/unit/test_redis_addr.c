@@ -181,13 +181,132 @@ static void test_describe(void **state)
     exw_redis_addr_cleanup(&a);
 }
 
+static void test_host_optional(void **state)
+{
+    static const struct {
+        const char *url;
+        const char *host, *password;
+        int db;
+    } ok[] = {
+        {"redis://:pw@/2", NULL, "pw", 2},
+        {"redis:///3", NULL, NULL, 3},
+        {"redis://", NULL, NULL, 0},
+        {"redis://:pw@", NULL, "pw", 0},
+        {"redis://:pw@:6380/1", NULL, "pw", 1},
+        {"redis://h:1/4", "h", NULL, 4},
+    };
+    struct exw_redis_addr a;
+    struct exw_buf b;
+    struct exw_errbuf eb;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        eb.msg[0] = '\0';
+        if (exw_redis_addr_parse_for(ok[i].url, &a, 1, &eb) != EXW_OK)
+            fail_msg("%s: %s", ok[i].url, eb.msg);
+        assert_string_or_null(a.host, ok[i].host);
+        assert_string_or_null(a.password, ok[i].password);
+        assert_int_equal(a.db, ok[i].db);
+        exw_redis_addr_cleanup(&a);
+    }
+    /* Without host_optional, as exw_redis_addr_parse, a host is required. */
+    assert_int_equal(exw_redis_addr_parse_for("redis://:pw@/2", &a, 0, &eb), EXW_ECONFIG);
+    assert_string_equal(eb.msg, "has no host");
+    assert_int_equal(exw_redis_addr_parse("redis://:pw@/2", &a, &eb), EXW_ECONFIG);
+    /* The rest of the URL is still checked. */
+    assert_int_equal(exw_redis_addr_parse_for("redis://:pw@/x", &a, 1, &eb), EXW_ECONFIG);
+    assert_null(strstr(eb.msg, "pw"));
+    /* A URL without a host is described without one. */
+    assert_int_equal(exw_redis_addr_parse_for("redis://u:hunter2@/2", &a, 1, NULL), EXW_OK);
+    exw_buf_init(&b, 1024);
+    exw_redis_addr_describe(&a, &b);
+    assert_string_equal(b.data, "redis://u:***@/2");
+    exw_buf_cleanup(&b);
+    exw_redis_addr_cleanup(&a);
+}
+
+static void test_sentinels(void **state)
+{
+    struct exw_redis_addr a;
+    struct exw_errbuf eb;
+
+    (void)state;
+    memset(&a, 0, sizeof(a));
+    assert_int_equal(
+        exw_redis_addr_set_sentinels(&a, "s1:26379,10.0.0.2:26380, [::1]:5000 ,s4,[fe80::2]",
+                                     "mymaster", "hunter2", &eb),
+        EXW_OK);
+    assert_int_equal(a.nsentinels, 5);
+    assert_string_equal(a.sentinels[0].host, "s1");
+    assert_int_equal(a.sentinels[0].port, 26379);
+    assert_string_equal(a.sentinels[1].host, "10.0.0.2");
+    assert_int_equal(a.sentinels[1].port, 26380);
+    assert_string_equal(a.sentinels[2].host, "::1");
+    assert_int_equal(a.sentinels[2].port, 5000);
+    assert_string_equal(a.sentinels[3].host, "s4");
+    assert_int_equal(a.sentinels[3].port, 26379);
+    assert_string_equal(a.sentinels[4].host, "fe80::2");
+    assert_int_equal(a.sentinels[4].port, 26379);
+    assert_string_equal(a.master, "mymaster");
+    assert_string_equal(a.sentinel_password, "hunter2");
+    /* Set again: replaced, not appended. */
+    assert_int_equal(exw_redis_addr_set_sentinels(&a, "only:1", "m", NULL, &eb), EXW_OK);
+    assert_int_equal(a.nsentinels, 1);
+    assert_null(a.sentinel_password);
+    exw_redis_addr_cleanup(&a);
+    assert_null(a.sentinels);
+    assert_int_equal(a.nsentinels, 0);
+    assert_null(a.master);
+}
+
+static void test_sentinels_bad(void **state)
+{
+    static const struct {
+        const char *list, *why;
+    } bad[] = {
+        {"", "entry 1 is empty"},
+        {"a:1,", "entry 2 is empty"},
+        {"a:1,,b:2", "entry 2 is empty"},
+        {"a:0", "entry 1: the port must be a number from 1 to 65535"},
+        {"a:1,b:65536", "entry 2: the port must be a number from 1 to 65535"},
+        {"a:x", "entry 1: the port must be a number from 1 to 65535"},
+        {"a:", "entry 1: the port must be a number from 1 to 65535"},
+        {"::1:26379", "entry 1: write HOST:PORT"},
+        {"[::1:26379", "entry 1: the IPv6 host lacks its closing ]"},
+        {"[]:1", "entry 1: the IPv6 host is not an address"},
+        {"[zz]:1", "entry 1: the IPv6 host is not an address"},
+        {"[::1]x", "entry 1: expected :PORT after the host"},
+        {"h/x:1", "entry 1: write HOST:PORT"},
+        {"a b:1", "entry 1: write HOST:PORT"},
+        {"a:1\n", "must not contain control characters"},
+        {"a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q", "names more than 16 sentinels"},
+    };
+    struct exw_redis_addr a;
+    struct exw_errbuf eb;
+    size_t i;
+
+    (void)state;
+    memset(&a, 0, sizeof(a));
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        eb.msg[0] = '\0';
+        if (exw_redis_addr_set_sentinels(&a, bad[i].list, "m", "pw", &eb) != EXW_ECONFIG)
+            fail_msg("%s: accepted", bad[i].list);
+        assert_contains(eb.msg, bad[i].why);
+        assert_null(a.sentinels);
+        assert_int_equal(a.nsentinels, 0);
+        assert_null(a.master);
+        assert_null(a.sentinel_password);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_redis_url_forms),
-        cmocka_unit_test(test_redis_url_bad),
-        cmocka_unit_test(test_cleanup),
-        cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_redis_url_forms), cmocka_unit_test(test_redis_url_bad),
+        cmocka_unit_test(test_cleanup),         cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_host_optional),   cmocka_unit_test(test_sentinels),
+        cmocka_unit_test(test_sentinels_bad),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

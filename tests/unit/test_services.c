@@ -346,6 +346,88 @@ static void test_describe(void **state)
     unload(&c);
 }
 
+/* The settings that spare a service: caps, the cache, batches. */
+static void test_sparing_settings(void **state)
+{
+    static const struct env_case cases[] = {
+        {"EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_MAX_INFLIGHT=0",
+         "EXPORT_SERVICE_X_MAX_INFLIGHT: must be 1..100000, got 0"},
+        {"EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_RATE=-1",
+         "EXPORT_SERVICE_X_RATE: must be 1..1000000, got -1"},
+        {"EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_RATE=2.5",
+         "EXPORT_SERVICE_X_RATE: must be an integer"},
+        {"EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_CACHE_TTL=31536001",
+         "EXPORT_SERVICE_X_CACHE_TTL: must be 0..31536000"},
+        {"EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_CACHE_MAX_BYTES=0",
+         "EXPORT_SERVICE_X_CACHE_MAX_BYTES: must be 1..16777216"},
+        {"EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_BATCH_MAX=10001",
+         "EXPORT_SERVICE_X_BATCH_MAX: must be 1..10000"},
+        {"EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_BATCH_URL=http://x/{key}",
+         "EXPORT_SERVICE_X_BATCH_URL: must contain {keys} where the keys go"},
+        {"EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_BATCH_URL=http://{keys}/",
+         "EXPORT_SERVICE_X_BATCH_URL: must have {keys} in its path or query"},
+        {"EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_BATCH_URL=file:///{keys}",
+         "EXPORT_SERVICE_X_BATCH_URL: must start with http:// or https://"},
+        {"EXPORT_SERVICE_X_BATCH_URL=http://x/{keys}", NULL,
+         "EXPORT_SERVICE_X: has settings but no EXPORT_SERVICE_X_URL"},
+        {"EXPORT_SERVICE_X_URL=http://x/{key}", "EXPORT_SERVICE_X_MAXINFLIGHT=3",
+         "not a lookup service setting"},
+    };
+    const struct exw_service *s;
+    struct exw_config c;
+    struct exw_buf b;
+
+    (void)state;
+    expect_env_errors(cases, sizeof(cases) / sizeof(cases[0]));
+    load_ok(&c,
+            ENV("EXPORT_SERVICE_TETHER_URL=http://t/{key}", "EXPORT_SERVICE_TETHER_MAX_INFLIGHT=10",
+                "EXPORT_SERVICE_TETHER_RATE=50", "EXPORT_SERVICE_TETHER_CACHE_TTL=3600",
+                "EXPORT_SERVICE_TETHER_CACHE_MAX_BYTES=1000",
+                "EXPORT_SERVICE_TETHER_BATCH_URL=https://u:pw@t/b?sn={keys}",
+                "EXPORT_SERVICE_TETHER_BATCH_MAX=25", "EXPORT_SERVICE_PLAIN_URL=http://p/{key}"),
+            NO_FLAGS);
+    s = exw_config_service(&c, "tether");
+    assert_int_equal(s->max_inflight, 10);
+    assert_int_equal(s->rate, 50);
+    assert_int_equal(s->cache_ttl_s, 3600);
+    assert_int_equal(s->cache_max_bytes, 1000);
+    assert_string_equal(s->batch_url, "https://u:pw@t/b?sn={keys}");
+    assert_int_equal(s->batch_max, 25);
+    /* The defaults: no cap, no cache, no batches. */
+    s = exw_config_service(&c, "plain");
+    assert_int_equal(s->max_inflight, 0);
+    assert_int_equal(s->rate, 0);
+    assert_int_equal(s->cache_ttl_s, 0);
+    assert_int_equal(s->cache_max_bytes, 65536);
+    assert_null(s->batch_url);
+    assert_int_equal(s->batch_max, 100);
+    exw_buf_init(&b, 4096);
+    exw_services_describe(c.services, c.nservices, &b);
+    assert_string_equal(b.data, " service.PLAIN.url=http://p/{key} service.PLAIN.timeout-ms=5000"
+                                " service.PLAIN.retries=3"
+                                " service.TETHER.url=http://t/{key}"
+                                " service.TETHER.timeout-ms=5000 service.TETHER.retries=3"
+                                " service.TETHER.max-inflight=10 service.TETHER.rate=50"
+                                " service.TETHER.cache-ttl=3600"
+                                " service.TETHER.cache-max-bytes=1000"
+                                " service.TETHER.batch-url=https://***@t/b?sn={keys}"
+                                " service.TETHER.batch-max=25");
+    exw_buf_cleanup(&b);
+    exw_services_cleanup(c.services, c.nservices);
+    assert_null(c.services[1].batch_url);
+    /* The help text names each of them. */
+    exw_buf_init(&b, 1 << 16);
+    exw_services_usage(&b);
+    assert_non_null(strstr(b.data, "EXPORT_SERVICE_<NAME>_MAX_INFLIGHT\n"));
+    assert_non_null(strstr(b.data, "EXPORT_SERVICE_<NAME>_RATE\n"));
+    assert_non_null(strstr(b.data, "EXPORT_SERVICE_<NAME>_CACHE_TTL\n"));
+    assert_non_null(strstr(b.data, "EXPORT_SERVICE_<NAME>_CACHE_MAX_BYTES\n"));
+    assert_non_null(strstr(b.data, "EXPORT_SERVICE_<NAME>_BATCH_URL\n"));
+    assert_non_null(strstr(b.data, "EXPORT_SERVICE_<NAME>_BATCH_MAX\n"));
+    assert_non_null(strstr(b.data, "      Default 100, from 1 to 10000.\n"));
+    exw_buf_cleanup(&b);
+}
+
 static void test_cleanup(void **state)
 {
     struct exw_config c;
@@ -374,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_too_many_services),
         cmocka_unit_test(test_flags_in_order),
         cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_sparing_settings),
         cmocka_unit_test(test_cleanup),
     };
 

@@ -458,6 +458,37 @@ static void name_of(const char *key, char *out, size_t n)
     }
 }
 
+/* GET /b/K1,K2,... answers {"K1": <K1's answer>, ...}, leaving out the keys
+ * that begin with "bad" (a partial answer). Keys are plain ASCII here. */
+static void serve_batch(int c, char *keys)
+{
+    char name[4096], *body = malloc(65536), *resp = malloc(66000), *key, *save = NULL;
+    size_t len = 0;
+    int n;
+
+    assert_non_null(body);
+    assert_non_null(resp);
+    keys[strcspn(keys, " ")] = '\0';
+    len += (size_t)snprintf(body, 65536, "{");
+    for (key = strtok_r(keys, ",", &save); key != NULL; key = strtok_r(NULL, ",", &save)) {
+        if (strncmp(key, "bad", 3) == 0)
+            continue;
+        name_of(key, name, sizeof(name));
+        len +=
+            (size_t)snprintf(body + len, 65536 - len, "%s\"%s\": {\"name\": \"%s\", \"n\": %zu.5}",
+                             len > 1 ? ", " : "", key, name, strlen(key));
+    }
+    len += (size_t)snprintf(body + len, 65536 - len, "}");
+    n = snprintf(resp, 66000,
+                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                 "%zu\r\nConnection: close\r\n\r\n%s",
+                 len, body);
+    if (write(c, resp, (size_t)n) != n)
+        n = 0;
+    free(body);
+    free(resp);
+}
+
 static void serve_one(struct server *sv, int c)
 {
     char req[2048], name[4096], body[4200], resp[4400];
@@ -476,6 +507,10 @@ static void serve_one(struct server *sv, int c)
             break;
     }
     atomic_fetch_add(&sv->requests, 1);
+    if (strncmp(req, "GET /b/", 7) == 0) {
+        serve_batch(c, req + 7);
+        return;
+    }
     path = strstr(req, "/k/");
     end = path != NULL ? strchr(path, ' ') : NULL;
     if (end == NULL)
@@ -612,7 +647,8 @@ static void expect_entry(struct lookups *l, struct lookup_entry *e, const char *
     assert_string_equal(exw_lookups_key(e), key);
     if (strncmp(key, "bad", 3) == 0) {
         assert_null(cells);
-        assert_non_null(strstr(error, "HTTP 404 from service T"));
+        assert_true(strstr(error, "HTTP 404 from service T") != NULL ||
+                    strstr(error, "missing from the batch answer of service T") != NULL);
         return;
     }
     assert_non_null(cells);
@@ -694,6 +730,82 @@ static void test_cycle(void **state)
     assert_int_equal(atomic_load(&f->sv.requests), N);
     assert_int_equal(count_files(tmpdir), 0);
     exw_lookups_free(l);
+}
+
+/* The same cycle through a batch endpoint, 5 keys a request: the entries go
+ * through the stage, one request per 5 keys; a key left out of an answer
+ * fails alone; spilled and read back as before, never asked again. */
+static void test_cycle_batched(void **state)
+{
+    enum { N = 60, BATCH = 5 };
+    struct fixture *f = *state;
+    struct lookups *l;
+    struct lookup_entry *e[N];
+    struct lookup_counts lc;
+    char key[32], batch_url[96];
+    int i;
+
+    snprintf(batch_url, sizeof(batch_url), "http://127.0.0.1:%d/b/{keys}", f->sv.port);
+    f->svc.batch_url = batch_url;
+    f->svc.batch_max = BATCH;
+    l = exw_lookups_new(f->pool, f->job, &f->svc, &f->cfg, INT64_MAX / 2);
+    for (i = 0; i < N + 8; i++) {
+        if (i < N) {
+            key_of(i, key, sizeof(key));
+            e[i] = exw_lookups_request(l, key);
+        }
+        if (i >= 8) {
+            key_of(i - 8, key, sizeof(key));
+            expect_entry(l, e[i - 8], key);
+            exw_lookups_release(l, e[i - 8]);
+        }
+    }
+    exw_lookups_counts(l, &lc);
+    assert_int_equal(lc.total, N);
+    assert_int_equal(lc.done, N);
+    assert_int_equal(lc.failed, N / 10);
+    assert_int_equal(lc.errors, N / 10);
+    assert_int_equal(lc.requests, N / BATCH);
+    assert_int_equal(lc.reached, N);
+    assert_int_equal(atomic_load(&f->sv.requests), N / BATCH);
+    /* Read back, not asked again. */
+    for (i = 0; i < N; i++) {
+        key_of(i, key, sizeof(key));
+        e[i] = exw_lookups_request(l, key);
+        expect_entry(l, e[i], key);
+        exw_lookups_release(l, e[i]);
+    }
+    /* Three new keys: fewer than a batch, sent short once a row waits. */
+    for (i = 0; i < 3; i++) {
+        snprintf(key, sizeof(key), "new-%d", i);
+        e[i] = exw_lookups_request(l, key);
+    }
+    for (i = 0; i < 3; i++) {
+        snprintf(key, sizeof(key), "new-%d", i);
+        expect_entry(l, e[i], key);
+        exw_lookups_release(l, e[i]);
+    }
+    assert_int_equal(atomic_load(&f->sv.requests), N / BATCH + 1);
+    exw_lookups_free(l);
+    f->svc.batch_url = NULL;
+}
+
+/* Keys still on the stage when the job ends are freed unasked. */
+static void test_free_staged(void **state)
+{
+    struct fixture *f = *state;
+    struct lookups *l;
+    char batch_url[96];
+
+    snprintf(batch_url, sizeof(batch_url), "http://127.0.0.1:%d/b/{keys}", f->sv.port);
+    f->svc.batch_url = batch_url;
+    f->svc.batch_max = 100;
+    l = exw_lookups_new(f->pool, f->job, &f->svc, &f->cfg, INT64_MAX / 2);
+    exw_lookups_request(l, "s-1");
+    exw_lookups_request(l, "s-2");
+    exw_lookups_free(l);
+    assert_int_equal(atomic_load(&f->sv.requests), 0);
+    f->svc.batch_url = NULL;
 }
 
 /* Entries still held, or still pending, when the job ends are freed with it. */
@@ -784,6 +896,8 @@ int main(void)
         cmocka_unit_test(test_spill_no_dir),
         cmocka_unit_test(test_spill_write_fails),
         cmocka_unit_test_setup_teardown(test_cycle, cycle_setup, cycle_teardown),
+        cmocka_unit_test_setup_teardown(test_cycle_batched, cycle_setup, cycle_teardown),
+        cmocka_unit_test_setup_teardown(test_free_staged, cycle_setup, cycle_teardown),
         cmocka_unit_test_setup_teardown(test_free_held_and_pending, cycle_setup, cycle_teardown),
         cmocka_unit_test_setup_teardown(test_cycle_spill_fails, cycle_setup, cycle_teardown),
     };

@@ -16,6 +16,10 @@ on ``P:events``, fetches and checks the workbook, and asks for cancellation.
 has the same methods as coroutines on ``redis.asyncio``, to ``await`` inside
 a running loop; it is imported on first use, so ``import exportclient`` does
 not load ``redis.asyncio``.
+
+:func:`redis_from_env` builds the redis-py client from the worker's own
+variables (``EXPORT_REDIS_URL``, and Sentinel's ``EXPORT_REDIS_SENTINELS``,
+``EXPORT_REDIS_MASTER``, ``EXPORT_REDIS_SENTINEL_PASSWORD``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from .client import Client
 from .errors import (ExportError, JobBusy, JobCancelled, JobFailed, JobNotFound, JobNotReady,
                      ResultError, ResultMismatch, ResultMissing, WaitTimeout)
 from ._common import ID_RE, TERMINAL, check_id, new_id
+from .env import parse_sentinels, redis_from_env
 
 __version__ = "1.0.0"
 
@@ -33,7 +38,7 @@ __all__ = [
     "Client", "AsyncClient",
     "ExportError", "JobBusy", "JobNotFound", "JobFailed", "JobCancelled", "JobNotReady",
     "WaitTimeout", "ResultError", "ResultMismatch", "ResultMissing",
-    "ID_RE", "TERMINAL", "check_id", "new_id",
+    "ID_RE", "TERMINAL", "check_id", "new_id", "redis_from_env", "parse_sentinels",
 ]
 
 
