@@ -91,22 +91,6 @@ struct reply {
     const char *header_value;
 };
 
-/* Writes all of buf, retrying short writes and EINTR; returns 0 or -1 with errno set. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static void now_mono(struct timespec *ts)
 {
     /* CLOCK_MONOTONIC cannot fail on Linux; if it did, every latency would be wrong. */
@@ -217,7 +201,7 @@ static void record_lookup(struct server *s, const char *target, const char *key,
     mock_buf_add_escaped(&line, key, key_len);
     mock_buf_addc(&line, '\n');
     lock(&s->record_mu);
-    rc = write_all(s->record_fd, line.p, line.len);
+    rc = mock_write_all(s->record_fd, line.p, line.len);
     unlock(&s->record_mu);
     if (rc != 0)
         report_errno("cannot write to", s->opt->record);
@@ -240,7 +224,7 @@ static void log_request(struct server *s, const struct request *req, const char 
     else
         mock_buf_addf(&line, "%u", status);
     mock_buf_addf(&line, " %ldms\n", ms_since(&req->arrival));
-    (void)write_all(STDERR_FILENO, line.p, line.len);
+    (void)mock_write_all(STDERR_FILENO, line.p, line.len);
     mock_buf_free(&line);
 }
 

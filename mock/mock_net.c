@@ -23,8 +23,7 @@ static void report_errno(const char *what, const char *arg)
     fprintf(stderr, PROG ": %s %s: %s\n", what, arg, err);
 }
 
-/* Writes all of buf, retrying short writes and EINTR; returns 0 or -1 with errno set. */
-static int write_all(int fd, const char *buf, size_t len)
+int mock_write_all(int fd, const char *buf, size_t len)
 {
     while (len > 0) {
         ssize_t n = write(fd, buf, len);
@@ -79,7 +78,7 @@ int mock_write_port_file(const char *path, int port)
         report_errno("cannot create", tmp.p);
         goto out;
     }
-    rc = write_all(fd, line, (size_t)n);
+    rc = mock_write_all(fd, line, (size_t)n);
     if (close(fd) != 0 || rc != 0) {
         report_errno("cannot write", tmp.p);
         rc = -1;

@@ -257,3 +257,63 @@ def wait_for(predicate, timeout, interval=0.05):
         time.sleep(interval)
         value = predicate()
     return value
+
+
+def limit_job(jid, **kw):
+    """A one-column, one-row job, with @kw as further members."""
+    d = {"id": jid, "columns": [{"header": "A", "field": "a"}], "rows": [{"a": "x"}]}
+    d.update(kw)
+    return d
+
+
+def limit_jobs(max_bytes=None, max_rows=None):
+    """The good side of each corpus limit: name -> the job (a dict, or bytes
+    where its exact text matters). The document-size and row-count limits are
+    settings: their jobs are there only when @max_bytes and @max_rows say
+    what the worker was given (test_corpus.py sends them all to a worker,
+    test_schema.py validates those the schema can see)."""
+    job = limit_job
+    cases = {
+        "nesting-32": json.dumps(job("nesting-32"))[:-1].encode() + b', "x": ' +
+        b"[" * 31 + b"]" * 31 + b"}",
+        "columns-16384": json.dumps(job("columns-16384",
+                                        columns=[{"header": "", "field": "a"}] * 16384),
+                                    separators=(",", ":")).encode(),
+        "header-255": job("header-255", columns=[{"header": "\u00e9" * 255, "field": "a"}]),
+        "string-32767": job("string-32767", rows=[{"a": "\u20ac" * 32767}]),
+        "sheet-31": job("sheet-31", sheet="\u00e9" * 30 + "s"),
+        "format-127": job("format-127", columns=[{"header": "A", "field": "a",
+                                                  "type": "number", "format": "0" * 127}],
+                          rows=[{"a": 1}]),
+        "width-255": job("width-255", columns=[{"header": "A", "field": "a", "width": 255}]),
+        "width-small": job("width-small", columns=[{"header": "A", "field": "a",
+                                                    "width": 0.01}]),
+        "result-ttl-year": job("result-ttl-year", result_ttl=31536000),
+        "filename-255": job("filename-255", filename="f" * 250 + ".xlsx"),
+        "integer-2pow53": job("integer-2pow53", columns=[{"header": "A", "field": "a",
+                                                          "type": "integer"}],
+                              rows=[{"a": 2**53}, {"a": -2**53}, {"a": 1e15}]),
+        "datetime-9-digits": job("datetime-9-digits",
+                                 columns=[{"header": "A", "field": "a", "type": "datetime"}],
+                                 rows=[{"a": "2026-01-01T00:00:00.123456789+14:00"},
+                                       {"a": "9999-12-31T23:59:59.999Z"},
+                                       {"a": "1900-01-01T00:00:00Z"}]),
+        "unknown-members-ignored": job("unknown-members-ignored", future={"x": [1, 2]},
+                                       columns=[{"header": "A", "field": "a",
+                                                 "future": True}]),
+        "nulls-are-absent": job("nulls-are-absent", sheet=None, filename=None,
+                                result_ttl=None, on_lookup_error=None, lookup=None,
+                                rows_key=None,
+                                columns=[{"header": "A", "field": "a", "type": None,
+                                          "format": None, "width": None}]),
+        "surrogate-pair-escape": json.dumps(job("surrogate-pair-escape",
+                                                rows=[{"a": "\U0001F600"}])).encode(),
+    }
+    if max_bytes is not None:
+        exact = job("exact-bytes")
+        exact["pad"] = ""
+        exact["pad"] = "p" * (max_bytes - len(json.dumps(exact)))
+        cases["exact-bytes"] = exact
+    if max_rows is not None:
+        cases["rows-max"] = job("rows-max", rows=[{"a": "r%d" % i} for i in range(max_rows)])
+    return cases

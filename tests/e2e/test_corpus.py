@@ -231,55 +231,7 @@ class Corpus(E2ETest):
         max_bytes = int(corpus_util.CORPUS_WORKER_ENV["EXPORT_MAX_JOB_BYTES"])
         max_rows = int(corpus_util.CORPUS_WORKER_ENV["EXPORT_MAX_ROWS"])
 
-        def job(jid, **kw):
-            d = {"id": jid, "columns": [{"header": "A", "field": "a"}], "rows": [{"a": "x"}]}
-            d.update(kw)
-            return d
-
-        exact = job("exact-bytes")
-        exact["pad"] = ""
-        exact["pad"] = "p" * (max_bytes - len(json.dumps(exact)))
-        cases = {
-            "exact-bytes": exact,
-            "nesting-32": json.dumps(job("nesting-32"))[:-1].encode() + b', "x": ' +
-            b"[" * 31 + b"]" * 31 + b"}",
-            "columns-16384": json.dumps(job("columns-16384",
-                                            columns=[{"header": "", "field": "a"}] * 16384),
-                                        separators=(",", ":")).encode(),
-            "rows-max": job("rows-max", rows=[{"a": "r%d" % i} for i in range(max_rows)]),
-            "header-255": job("header-255", columns=[{"header": "\u00e9" * 255, "field": "a"}]),
-            "string-32767": job("string-32767", rows=[{"a": "\u20ac" * 32767}]),
-            "sheet-31": job("sheet-31", sheet="\u00e9" * 30 + "s"),
-            "format-127": job("format-127", columns=[{"header": "A", "field": "a",
-                                                      "type": "number", "format": "0" * 127}],
-                              rows=[{"a": 1}]),
-            "width-255": job("width-255", columns=[{"header": "A", "field": "a",
-                                                    "width": 255}]),
-            "width-small": job("width-small", columns=[{"header": "A", "field": "a",
-                                                        "width": 0.01}]),
-            "result-ttl-year": job("result-ttl-year", result_ttl=31536000),
-            "filename-255": job("filename-255", filename="f" * 250 + ".xlsx"),
-            "integer-2pow53": job("integer-2pow53", columns=[{"header": "A", "field": "a",
-                                                              "type": "integer"}],
-                                  rows=[{"a": 2**53}, {"a": -2**53}, {"a": 1e15}]),
-            "datetime-9-digits": job("datetime-9-digits",
-                                     columns=[{"header": "A", "field": "a",
-                                               "type": "datetime"}],
-                                     rows=[{"a": "2026-01-01T00:00:00.123456789+14:00"},
-                                           {"a": "9999-12-31T23:59:59.999Z"},
-                                           {"a": "1900-01-01T00:00:00Z"}]),
-            "unknown-members-ignored": job("unknown-members-ignored", future={"x": [1, 2]},
-                                           columns=[{"header": "A", "field": "a",
-                                                     "future": True}]),
-            "nulls-are-absent": job("nulls-are-absent", sheet=None, filename=None,
-                                    result_ttl=None, on_lookup_error=None, lookup=None,
-                                    rows_key=None,
-                                    columns=[{"header": "A", "field": "a", "type": None,
-                                              "format": None, "width": None}]),
-            "surrogate-pair-escape": json.dumps(job("surrogate-pair-escape",
-                                                    rows=[{"a": "\U0001F600"}]),
-                                                ensure_ascii=True).encode(),
-        }
+        cases = corpus_util.limit_jobs(max_bytes, max_rows)
         for name, doc in cases.items():
             with self.subTest(name):
                 data = doc if isinstance(doc, bytes) else json.dumps(doc).encode()

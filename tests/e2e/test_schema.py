@@ -256,50 +256,6 @@ def protocol_md_path():
     return None
 
 
-def limit_jobs():
-    """The good side of each corpus limit, as test_corpus.py's
-    test_limits_met_exactly_are_accepted sends them (the size and row-count
-    limits aside, which are settings)."""
-    def job(jid, **kw):
-        d = {"id": jid, "columns": [{"header": "A", "field": "a"}], "rows": [{"a": "x"}]}
-        d.update(kw)
-        return d
-
-    return {
-        "nesting-32": json.loads(json.dumps(job("nesting-32"))[:-1] + ', "x": ' +
-                                 "[" * 31 + "]" * 31 + "}"),
-        "columns-16384": job("columns-16384", columns=[{"header": "", "field": "a"}] * 16384),
-        "header-255": job("header-255", columns=[{"header": "\u00e9" * 255, "field": "a"}]),
-        "string-32767": job("string-32767", rows=[{"a": "\u20ac" * 32767}]),
-        "sheet-31": job("sheet-31", sheet="\u00e9" * 30 + "s"),
-        "format-127": job("format-127", columns=[{"header": "A", "field": "a",
-                                                  "type": "number", "format": "0" * 127}],
-                          rows=[{"a": 1}]),
-        "width-255": job("width-255", columns=[{"header": "A", "field": "a", "width": 255}]),
-        "width-small": job("width-small", columns=[{"header": "A", "field": "a",
-                                                    "width": 0.01}]),
-        "result-ttl-year": job("result-ttl-year", result_ttl=31536000),
-        "filename-255": job("filename-255", filename="f" * 250 + ".xlsx"),
-        "integer-2pow53": job("integer-2pow53", columns=[{"header": "A", "field": "a",
-                                                          "type": "integer"}],
-                              rows=[{"a": 2**53}, {"a": -2**53}, {"a": 1e15}]),
-        "datetime-9-digits": job("datetime-9-digits",
-                                 columns=[{"header": "A", "field": "a", "type": "datetime"}],
-                                 rows=[{"a": "2026-01-01T00:00:00.123456789+14:00"},
-                                       {"a": "9999-12-31T23:59:59.999Z"},
-                                       {"a": "1900-01-01T00:00:00Z"}]),
-        "unknown-members-ignored": job("unknown-members-ignored", future={"x": [1, 2]},
-                                       columns=[{"header": "A", "field": "a",
-                                                 "future": True}]),
-        "nulls-are-absent": job("nulls-are-absent", sheet=None, filename=None,
-                                result_ttl=None, on_lookup_error=None, lookup=None,
-                                rows_key=None,
-                                columns=[{"header": "A", "field": "a", "type": None,
-                                          "format": None, "width": None}]),
-        "surrogate-pair-escape": job("surrogate-pair-escape", rows=[{"a": "\U0001F600"}]),
-    }
-
-
 def base_job(**kw):
     d = {"id": "edge-1", "lookup": {"service": "tether", "key": "sn"},
          "columns": [{"header": "SN", "field": "sn"}, {"header": "Name", "lookup": "/name"}],
@@ -430,8 +386,8 @@ class Schema(unittest.TestCase):
         import test_corpus
         good["test_corpus.py good_job"] = test_corpus.good_job("good-after-corpus")
         good["harness.py lookup_job_doc"] = harness.lookup_job_doc("lk-1", ["K-1", "K-2", "K-1"])
-        for name, doc in limit_jobs().items():
-            good["limit " + name] = doc
+        for name, doc in corpus_util.limit_jobs().items():
+            good["limit " + name] = json.loads(doc) if isinstance(doc, bytes) else doc
         seeds = os.path.join(ROOT, "tests", "fuzz", "seeds", "job")
         for name in ("minimal.json", "full.json", "rows_key.json"):
             with open(os.path.join(seeds, name), "rb") as f:
