@@ -18,15 +18,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,13 +101,9 @@ static const struct choice log_levels[] = {
     {NULL, 0},
 };
 
-static int check_prefix(const char *value, char *why, size_t why_size);
+static int check_no_space(const char *value, char *why, size_t why_size);
 static int check_worker_id(const char *value, char *why, size_t why_size);
-static int check_tmpdir(const char *value, char *why, size_t why_size);
-static int check_ca_file(const char *value, char *why, size_t why_size);
-static int check_metrics_addr(const char *value, char *why, size_t why_size);
 static int check_sentinels(const char *value, char *why, size_t why_size);
-static int check_master(const char *value, char *why, size_t why_size);
 static char *default_worker_id(char **envp);
 static char *default_tmpdir(char **envp);
 
@@ -131,7 +124,7 @@ static const struct setting settings[] = {
              "(an IPv6 HOST in brackets; PORT 26379 when left out). After a failover\n"
              "the worker finds the new primary by itself."},
     {STRING_SETTING("EXPORT_REDIS_MASTER", "--redis-master", "NAME", redis_master, NULL, 1, 256),
-     .check = check_master, .shown_default = "unset",
+     .check = check_no_space, .shown_default = "unset",
      .help = "The primary's name at the sentinels; required with\n"
              "EXPORT_REDIS_SENTINELS."},
     {STRING_SETTING("EXPORT_REDIS_SENTINEL_PASSWORD", "--redis-sentinel-password", "PASSWORD",
@@ -140,7 +133,7 @@ static const struct setting settings[] = {
      .help = "The sentinels' own password (their requirepass), if they need one.\n"
              "Never logged."},
     {STRING_SETTING("EXPORT_PREFIX", "--prefix", "P", prefix, "export", 1, 64),
-     .check = check_prefix,
+     .check = check_no_space,
      .help = "Start of every key the worker uses (P:queue, P:job:ID, ...), without\n"
              "spaces. On Redis Cluster use a hash tag such as {export}."},
     {STRING_SETTING("EXPORT_WORKER_ID", "--worker-id", "ID", worker_id, NULL, 1, 128),
@@ -202,7 +195,7 @@ static const struct setting settings[] = {
      .help = "Rows per sheet, the header row included (Excel's limit is the default);\n"
              "an export past it continues in \"<sheet> (2)\", \"<sheet> (3)\", ..."},
     {STRING_SETTING("EXPORT_TMPDIR", "--tmpdir", "DIR", tmpdir, NULL, 1, 1024),
-     .check = check_tmpdir, .make_default = default_tmpdir,
+     .check = exw_setting_check_folder, .make_default = default_tmpdir,
      .shown_default = "$TMPDIR if set, else /var/tmp",
      .help = "Existing, writable folder (an absolute path) where workbooks are built\n"
              "before they are stored in Redis. Pick one on disk, not a tmpfs such as\n"
@@ -216,7 +209,8 @@ static const struct setting settings[] = {
 
     {STRING_SETTING("EXPORT_METRICS_ADDR", "--metrics-addr", "HOST:PORT", metrics_addr, NULL, 3,
                     300),
-     .check = check_metrics_addr, .shown_default = "unset (no endpoint)", .heading = "Monitoring",
+     .check = exw_setting_check_listen_addr, .shown_default = "unset (no endpoint)",
+     .heading = "Monitoring",
      .help = "Where to serve GET /metrics (Prometheus text format) and GET /healthz\n"
              "(200 while Redis answers and the worker's threads run, else 503 and\n"
              "why): HOST:PORT, an IPv6 HOST in brackets ([::1]:9100), 0.0.0.0 for\n"
@@ -231,7 +225,7 @@ static const struct setting settings[] = {
      .help = "Largest lookup response body (the default is 1 MiB); a larger one is a\n"
              "lookup error for that key."},
     {STRING_SETTING("EXPORT_TLS_CA_FILE", "--tls-ca-file", "FILE", tls_ca_file, NULL, 1, 1024),
-     .check = check_ca_file, .shown_default = "the system's CA certificates",
+     .check = exw_setting_check_file, .shown_default = "the system's CA certificates",
      .help = "PEM file of the certificate authorities that https lookup services are\n"
              "checked against, for services with certificates of a private CA.\n"
              "Certificates are always verified."},
@@ -257,7 +251,8 @@ static const char *env_get(char **envp, const char *name)
 
 /* ---- string checks and computed defaults ---- */
 
-static int check_prefix(const char *value, char *why, size_t why_size)
+/* A word: no spaces or control characters (the prefix, the master's name). */
+static int check_no_space(const char *value, char *why, size_t why_size)
 {
     if (exw_setting_has_space_or_control(value)) {
         snprintf(why, why_size, "must not contain spaces or control characters");
@@ -278,27 +273,6 @@ static int check_worker_id(const char *value, char *why, size_t why_size)
     return 0;
 }
 
-/* A readable regular file; whether it holds certificates curl finds out. */
-static int check_ca_file(const char *value, char *why, size_t why_size)
-{
-    char shown[EXW_SETTING_SHOW_PATH_MAX];
-    struct stat st;
-    FILE *f;
-
-    exw_setting_show(value, strlen(value), shown, sizeof(shown));
-    if (stat(value, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(why, why_size, "%s is not a file", shown);
-        return -1;
-    }
-    f = fopen(value, "r");
-    if (f == NULL) {
-        snprintf(why, why_size, "cannot read %s", shown);
-        return -1;
-    }
-    fclose(f);
-    return 0;
-}
-
 /* The sentinel list's syntax; the list is parsed again into the Redis
  * address once every row is read (check_topology). */
 static int check_sentinels(const char *value, char *why, size_t why_size)
@@ -313,66 +287,6 @@ static int check_sentinels(const char *value, char *why, size_t why_size)
         return -1;
     }
     exw_redis_addr_cleanup(&a);
-    return 0;
-}
-
-static int check_master(const char *value, char *why, size_t why_size)
-{
-    if (exw_setting_has_space_or_control(value)) {
-        snprintf(why, why_size, "must not contain spaces or control characters");
-        return -1;
-    }
-    return 0;
-}
-
-/* HOST:PORT whose host resolves, so that a typo stops the worker at start. */
-static int check_metrics_addr(const char *value, char *why, size_t why_size)
-{
-    char host[256], shown[EXW_SETTING_SHOW_MAX];
-    struct addrinfo hints, *res = NULL;
-    long port;
-    int rc;
-
-    if (exw_setting_host_port(value, host, sizeof(host), &port, why, why_size) != 0)
-        return -1;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0) {
-        snprintf(why, why_size, "cannot resolve the host %s: %s",
-                 exw_setting_show(host, strlen(host), shown, sizeof(shown)), gai_strerror(rc));
-        return -1;
-    }
-    freeaddrinfo(res);
-    return 0;
-}
-
-static int check_tmpdir(const char *value, char *why, size_t why_size)
-{
-    char shown[EXW_SETTING_SHOW_PATH_MAX];
-    char etext[128];
-    struct stat st;
-
-    exw_setting_show(value, strlen(value), shown, sizeof(shown));
-    if (value[0] != '/') {
-        snprintf(why, why_size, "must be an absolute path, got %s", shown);
-        return -1;
-    }
-    if (stat(value, &st) != 0) {
-        snprintf(why, why_size, "%s: %s", shown, exw_errno_text(errno, etext, sizeof(etext)));
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        snprintf(why, why_size, "%s is not a folder", shown);
-        return -1;
-    }
-    if (access(value, W_OK | X_OK) != 0) {
-        snprintf(why, why_size, "%s is not writable: %s", shown,
-                 exw_errno_text(errno, etext, sizeof(etext)));
-        return -1;
-    }
     return 0;
 }
 

@@ -2,10 +2,14 @@
 #include "exw/setting.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int exw_setting_has_control(const char *s, size_t n)
 {
@@ -145,5 +149,75 @@ int exw_setting_host_port(const char *s, char *host, size_t host_size, long *por
     }
     memcpy(host, h, hlen);
     host[hlen] = '\0';
+    return 0;
+}
+
+int exw_setting_check_file(const char *value, char *why, size_t why_size)
+{
+    char shown[EXW_SETTING_SHOW_PATH_MAX];
+    struct stat st;
+    FILE *f;
+
+    exw_setting_show(value, strlen(value), shown, sizeof(shown));
+    if (stat(value, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, why_size, "%s is not a file", shown);
+        return -1;
+    }
+    f = fopen(value, "r");
+    if (f == NULL) {
+        snprintf(why, why_size, "cannot read %s", shown);
+        return -1;
+    }
+    fclose(f);
+    return 0;
+}
+
+int exw_setting_check_folder(const char *value, char *why, size_t why_size)
+{
+    char shown[EXW_SETTING_SHOW_PATH_MAX];
+    char etext[128];
+    struct stat st;
+
+    exw_setting_show(value, strlen(value), shown, sizeof(shown));
+    if (value[0] != '/') {
+        snprintf(why, why_size, "must be an absolute path, got %s", shown);
+        return -1;
+    }
+    if (stat(value, &st) != 0) {
+        snprintf(why, why_size, "%s: %s", shown, exw_errno_text(errno, etext, sizeof(etext)));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(why, why_size, "%s is not a folder", shown);
+        return -1;
+    }
+    if (access(value, W_OK | X_OK) != 0) {
+        snprintf(why, why_size, "%s is not writable: %s", shown,
+                 exw_errno_text(errno, etext, sizeof(etext)));
+        return -1;
+    }
+    return 0;
+}
+
+int exw_setting_check_listen_addr(const char *value, char *why, size_t why_size)
+{
+    char host[256], shown[EXW_SETTING_SHOW_MAX];
+    struct addrinfo hints, *res = NULL;
+    long port;
+    int rc;
+
+    if (exw_setting_host_port(value, host, sizeof(host), &port, why, why_size) != 0)
+        return -1;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0) {
+        snprintf(why, why_size, "cannot resolve the host %s: %s",
+                 exw_setting_show(host, strlen(host), shown, sizeof(shown)), gai_strerror(rc));
+        return -1;
+    }
+    freeaddrinfo(res);
     return 0;
 }

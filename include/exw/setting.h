@@ -60,4 +60,16 @@ int exw_setting_host_port(const char *s, char *host, size_t host_size, long *por
  * passwords, tokens and URLs that may hold them. Thread: any. */
 void exw_setting_free_secret(char *s);
 
+/* Checks of a setting's text beyond its length, in the shape of config.c's
+ * table: 0, or -1 with why in @why (the value quoted, never a secret).
+ * Thread: any. */
+/* A readable regular file (whether it holds what it should, its reader
+ * finds out). */
+int exw_setting_check_file(const char *value, char *why, size_t why_size);
+/* An absolute path to a folder this process may write in. */
+int exw_setting_check_folder(const char *value, char *why, size_t why_size);
+/* HOST:PORT to listen on, whose host resolves, so that a typo stops the
+ * program at start. */
+int exw_setting_check_listen_addr(const char *value, char *why, size_t why_size);
+
 #endif
