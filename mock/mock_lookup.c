@@ -274,6 +274,25 @@ out:
     return ret;
 }
 
+/* Answers @r once @delay_ms have passed since the request arrived; or, when
+ * stopping or told to @drop, closes the connection without a word. */
+static enum MHD_Result answer_after(struct server *s, struct MHD_Connection *con,
+                                    struct request *req, const char *method, long delay_ms,
+                                    int drop, struct reply *r)
+{
+    struct timespec deadline = req->arrival;
+
+    ts_add_ms(&deadline, delay_ms);
+    if (wait_until(s, &deadline) || drop) {
+        if (!drop && r->body_is_heap)
+            free(r->body);
+        stats_end(s, req, 0);
+        log_request(s, req, method, 0);
+        return MHD_NO;
+    }
+    return send_reply(s, con, req, method, r);
+}
+
 static enum MHD_Result serve_stats(struct server *s, struct MHD_Connection *con,
                                    struct request *req, const char *method)
 {
@@ -367,7 +386,6 @@ static enum MHD_Result serve_lookup(struct server *s, struct MHD_Connection *con
     const struct options *o = s->opt;
     struct mock_buf key = {0};
     struct reply r;
-    struct timespec deadline;
     const char *auth;
     long delay_ms = o->latency_ms;
     int drop = 0;
@@ -396,17 +414,7 @@ static enum MHD_Result serve_lookup(struct server *s, struct MHD_Connection *con
     }
     mock_buf_free(&key);
 
-    deadline = req->arrival;
-    ts_add_ms(&deadline, delay_ms);
-    if (wait_until(s, &deadline) || drop) {
-        /* Stopping, or told to drop: close the connection without a word. */
-        if (!drop && r.body_is_heap)
-            free(r.body);
-        stats_end(s, req, 0);
-        log_request(s, req, method, 0);
-        return MHD_NO;
-    }
-    return send_reply(s, con, req, method, &r);
+    return answer_after(s, con, req, method, delay_ms, drop, &r);
 }
 
 /*
@@ -482,7 +490,6 @@ static enum MHD_Result serve_batch(struct server *s, struct MHD_Connection *con,
     const char *list = rest;
     size_t list_len = rest_len;
     struct reply r;
-    struct timespec deadline;
     const char *auth;
     long delay_ms = o->latency_ms;
     int drop = 0;
@@ -510,16 +517,7 @@ static enum MHD_Result serve_batch(struct server *s, struct MHD_Connection *con,
         drop = batch_reply(s, keys, nkeys, &delay_ms, &r);
     mock_keys_free(keys, nkeys);
 
-    deadline = req->arrival;
-    ts_add_ms(&deadline, delay_ms);
-    if (wait_until(s, &deadline) || drop) {
-        if (!drop && r.body_is_heap)
-            free(r.body);
-        stats_end(s, req, 0);
-        log_request(s, req, method, 0);
-        return MHD_NO;
-    }
-    return send_reply(s, con, req, method, &r);
+    return answer_after(s, con, req, method, delay_ms, drop, &r);
 }
 
 /* Whether the request path of path_len bytes at target is under prefix; *rest is what follows it
