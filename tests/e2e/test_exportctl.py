@@ -356,12 +356,16 @@ class Terminal(E2ETest):
                               stderr=subprocess.PIPE, timeout=10).stdout.decode()
 
     def run_in_pane(self, command, width=120, height=20):
+        """Runs @command in a new session of its own (killing a server's last
+        session stops the server, which races with the next new-session)."""
+        self.session = "t%d" % getattr(self, "nsessions", 0)
+        self.nsessions = getattr(self, "nsessions", 0) + 1
         env = "EXPORT_REDIS_URL=%s EXPORT_PREFIX=%s" % (self.redis_url, self.prefix)
-        self.tmux("new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height),
+        self.tmux("new-session", "-d", "-s", self.session, "-x", str(width), "-y", str(height),
                   "env TERM=xterm %s %s; echo EXIT=$?; sleep 600" % (env, command))
 
     def screen(self):
-        return self.tmux("capture-pane", "-p", "-t", "t")
+        return self.tmux("capture-pane", "-p", "-t", self.session)
 
     def test_watch_draws_one_line(self):
         mock = self.start_mock(latency_ms=100)
@@ -394,7 +398,6 @@ class Terminal(E2ETest):
         self.assertRegex(final[1], r"^tty-1 succeeded in .*: 60 rows, 60 lookups \(0 failed\)")
         self.assertEqual(final[2], "EXIT=0")
         # A terminal never gets the workbook.
-        self.tmux("kill-session", "-t", "t")
         self.run_in_pane("%s fetch tty-1 -o -" % CTL)
         self.wait_until("fetch ended", lambda: "EXIT=" in self.screen())
         self.assertIn("will not write a workbook to a terminal", self.screen())
@@ -413,20 +416,19 @@ class Terminal(E2ETest):
             self.run_in_pane(CTL + " top", width=160, height=30)
             screen = self.wait_until("top drew the job", lambda: (
                 lambda s: s if "top-1" in s and "rows" in s else None)(self.screen()))
-            self.assertEqual(self.tmux("display", "-p", "-t", "t", "#{alternate_on}").strip(), "1")
+            self.assertEqual(self.tmux("display", "-p", "-t", self.session, "#{alternate_on}").strip(), "1")
             self.assertIn("export-worker fleet  prefix %s" % self.prefix, screen)
             self.assertRegex(screen, r"queued 0 +running 1 +workers 1 live +dead 1")
             self.assertIn(w.id, screen)
             self.assertRegex(screen, r"top-1 +\[[#.]{20}\] +\d+%  rows \d+/40  lookups \d+/40")
             self.assertRegex(screen, r"1  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC  gone-1 +too_many")
             self.assertIn("q or Ctrl-C quits", screen)
-            self.tmux("send-keys", "-t", "t", key)
+            self.tmux("send-keys", "-t", self.session, key)
             self.wait_until("top quit", lambda: "EXIT=" in self.screen())
             # The terminal is as it was: off the alternate screen, the
             # shell's output where it was.
-            self.assertEqual(self.tmux("display", "-p", "-t", "t", "#{alternate_on}").strip(), "0")
+            self.assertEqual(self.tmux("display", "-p", "-t", self.session, "#{alternate_on}").strip(), "0")
             self.assertIn("EXIT=0", self.screen())
-            self.tmux("kill-session", "-t", "t")
 
 
 if __name__ == "__main__":
