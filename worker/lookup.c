@@ -604,6 +604,8 @@ struct lookup_entry *exw_lookups_request(struct lookups *l, const char *key)
     return e;
 }
 
+void exw_lookups_write_cache(struct lookups *l) { lookup_stage_write(l, 1); }
+
 const char *exw_lookups_error(struct lookups *l)
 {
     return l->store_error[0] != '\0' ? l->store_error : NULL;

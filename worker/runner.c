@@ -674,6 +674,8 @@ enum run_result exw_run_job(struct slot *s, const char *doc, size_t len, int64_t
         r.lookups = exw_lookups_new(w->pool, r.job, r.svc, cfg, r.deadline);
         exw_lookups_share(r.lookups, w, r.conn);
         run_workbook(&r);
+        /* Every answer that came is in the cache before the job ends. */
+        exw_lookups_write_cache(r.lookups);
         /* A spill that failed after the last row still fails the job. */
         if (exw_lookups_error(r.lookups) != NULL)
             run_set_outcome(&r, OUT_FAILED, "internal", "%s", exw_lookups_error(r.lookups));

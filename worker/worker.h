@@ -106,6 +106,10 @@ void exw_lookups_free(struct lookups *l);
  * Thread: main. */
 void exw_lookups_share(struct lookups *l, struct worker *w, struct conn *conn);
 
+/* Writes the answers still queued for the shared cache, so a job that ends
+ * has put all its answers there before its status says so. Thread: main. */
+void exw_lookups_write_cache(struct lookups *l);
+
 /* Asks every lookup of the job to stop as soon as it can. Thread: any. */
 void exw_lookups_abort(struct lookups *l);
 
