@@ -1,10 +1,23 @@
 /* http.c: blocking GET for the lookup pool; the only user of libcurl.
  *
  * Each pool thread owns one struct exw_http and so one CURL easy handle, reused
- * for every request so that its connections stay open between lookups. */
+ * for every request so that its connections stay open between lookups.
+ *
+ * All handles share one DNS cache (a curl share handle, made once in
+ * exw_http_global_init). Without it each pool thread asks the resolver for
+ * itself: 32 questions for one name when a job starts, and right after a
+ * container starts its resolver may stall each of them for seconds.
+ * exw_http_resolve puts a service's name in the shared cache before the first
+ * job, so the pool's first requests find it there.
+ *
+ * Every transfer sets CURLOPT_QUICK_EXIT: by default a transfer that times out
+ * while its name is being resolved waits for the resolver thread to finish,
+ * however long the resolver stalls, so a 5 s timeout could take 40 s. With it
+ * the resolver thread is left to end (and free itself) on its own. */
 #include "exw/http.h"
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include "exw/clock.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,12 +36,56 @@ struct transfer {
     const struct exw_http_request *req;
 };
 
-exw_err exw_http_global_init(void)
+/* The DNS cache every handle shares, and one lock for each kind of data curl
+ * locks in it. Set up and torn down by the main thread alone, with no other
+ * thread running. */
+static CURLSH *share;
+static pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+
+static void share_lock(CURL *c, curl_lock_data data, curl_lock_access access, void *ud)
 {
-    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? EXW_OK : EXW_ENOMEM;
+    (void)c;
+    (void)access;
+    (void)ud;
+    pthread_mutex_lock(&share_mu[data]);
 }
 
-void exw_http_global_cleanup(void) { curl_global_cleanup(); }
+static void share_unlock(CURL *c, curl_lock_data data, void *ud)
+{
+    (void)c;
+    (void)ud;
+    pthread_mutex_unlock(&share_mu[data]);
+}
+
+exw_err exw_http_global_init(void)
+{
+    int i;
+
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return EXW_ENOMEM;
+    share = curl_share_init();
+    if (share == NULL) {
+        curl_global_cleanup();
+        return EXW_ENOMEM;
+    }
+    for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&share_mu[i], NULL);
+    curl_share_setopt(share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    return EXW_OK;
+}
+
+void exw_http_global_cleanup(void)
+{
+    int i;
+
+    curl_share_cleanup(share);
+    share = NULL;
+    for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&share_mu[i]);
+    curl_global_cleanup();
+}
 
 exw_err exw_http_new(struct exw_http **out, struct exw_errbuf *eb)
 {
@@ -181,6 +238,8 @@ exw_err exw_http_get(struct exw_http *h, const struct exw_http_request *req,
     }
     /* Every option below either cannot fail or fails only for lack of memory,
      * which curl_easy_perform then reports. */
+    curl_easy_setopt(c, CURLOPT_SHARE, share);
+    curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
     curl_easy_setopt(c, CURLOPT_URL, req->url);
     curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -233,6 +292,47 @@ out:
         memset(auth, 0, strlen(auth));
         free(auth);
     }
+    return rc;
+}
+
+exw_err exw_http_resolve(const struct exw_http_request *req, int *resolved, struct exw_errbuf *eb)
+{
+    struct exw_http_response resp;
+    struct transfer tr = {.resp = &resp, .over_cap = 0, .req = req};
+    char detail[CURL_ERROR_SIZE] = "";
+    curl_off_t lookup_us = 0;
+    exw_err rc = EXW_OK;
+    CURLcode cc;
+    CURL *c;
+
+    *resolved = 0;
+    c = curl_easy_init();
+    if (c == NULL)
+        return exw_errbuf_set(eb, EXW_ENOMEM, "curl_easy_init failed");
+    exw_http_response_init(&resp, 0);
+    curl_easy_setopt(c, CURLOPT_SHARE, share);
+    curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
+    curl_easy_setopt(c, CURLOPT_URL, req->url);
+    curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, detail);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &tr);
+    if (req->ca_file != NULL)
+        curl_easy_setopt(c, CURLOPT_CAINFO, req->ca_file);
+    cc = curl_easy_perform(c);
+    /* The name lookup's time is set once it ended well, also when the
+     * connection then failed. */
+    curl_easy_getinfo(c, CURLINFO_NAMELOOKUP_TIME_T, &lookup_us);
+    *resolved = cc == CURLE_OK || (cc != CURLE_COULDNT_RESOLVE_HOST && lookup_us > 0);
+    if (cc != CURLE_OK)
+        rc = map_curl_error(cc, &tr, detail, eb);
+    curl_easy_cleanup(c);
+    exw_http_response_cleanup(&resp);
     return rc;
 }
 

@@ -7,7 +7,8 @@
  * when it cannot be listened on), the thread of the fleet-wide caps
  * (limiter.c, when a service has any), the lookup pool, the job threads and
  * the heartbeat (all with SIGTERM/SIGINT blocked, so only this thread sees
- * them), then the dispatcher (dispatch.c) until a stop is asked for. The
+ * them), the services' host names into the pool's DNS cache, then the
+ * dispatcher (dispatch.c) until a stop is asked for. The
  * endpoint stops first, once the running jobs have ended, so that it never
  * reports the heartbeat's own orderly end. */
 #include <signal.h>
@@ -72,6 +73,60 @@ static void warn_eviction(struct exw_redis *rd)
                 "Redis maxmemory-policy is %s: under memory pressure Redis may evict queued "
                 "jobs and results; set it to noeviction",
                 policy);
+}
+
+static int stop_asked(void *ud)
+{
+    (void)ud;
+    return exw_stop_requested != 0;
+}
+
+/* Resolves the host of @svc's URL (its batch URL when @batch) into the DNS cache
+ * the pool shares (http.c says why), trying again while the name does not
+ * resolve, for up to RESOLVE_FOR_MS. Only reports a name that resolves but
+ * cannot be reached: its jobs' requests retry as ever. */
+#define RESOLVE_FOR_MS 30000
+static void resolve_service(const struct exw_config *cfg, const struct exw_service *svc, int batch)
+{
+    int64_t began = exw_mono_ms(), pause_ms = 100;
+    struct exw_http_request req = {
+        .timeout_ms = svc->timeout_ms, .ca_file = cfg->tls_ca_file, .abort_fn = stop_asked};
+    struct exw_errbuf eb;
+    char *url;
+    int resolved = 0;
+    exw_err rc;
+
+    if ((batch ? exw_http_expand_batch(svc->batch_url, NULL, 0, &url, &eb)
+               : exw_http_expand(svc->url, "", 0, &url, &eb)) != EXW_OK)
+        return;
+    req.url = url;
+    for (;;) {
+        rc = exw_http_resolve(&req, &resolved, &eb);
+        if (resolved || rc == EXW_ECANCELLED || exw_mono_ms() - began >= RESOLVE_FOR_MS)
+            break;
+        if (pause_ms == 100)
+            EXW_LOG(EXW_LOG_WARN,
+                    "service %s: its host name does not resolve yet (%s); trying again for "
+                    "up to %d s before taking jobs",
+                    svc->name, eb.msg, RESOLVE_FOR_MS / 1000);
+        for (int64_t slept = 0; slept < pause_ms && !exw_stop_requested; slept += 50)
+            exw_sleep_ms(50);
+        pause_ms = pause_ms < 2000 ? pause_ms * 2 : 2000;
+    }
+    free(url);
+    if (rc == EXW_ECANCELLED)
+        return;
+    if (!resolved)
+        EXW_LOG(EXW_LOG_WARN,
+                "service %s: its host name did not resolve in %d s (%s); taking jobs, whose "
+                "lookups will fail until it does",
+                svc->name, RESOLVE_FOR_MS / 1000, eb.msg);
+    else if (rc != EXW_OK)
+        EXW_LOG(EXW_LOG_WARN, "service %s cannot be reached yet (%s); its requests will retry",
+                svc->name, eb.msg);
+    else if (exw_mono_ms() - began >= 1000)
+        EXW_LOG(EXW_LOG_INFO, "service %s: its host name took %.1f s to resolve", svc->name,
+                (double)(exw_mono_ms() - began) / 1000.0);
 }
 
 /* The registry, labelled with the configured services in their order. */
@@ -194,6 +249,12 @@ int main(int argc, char **argv)
         if (swept > 0)
             EXW_LOG(EXW_LOG_WARN, "removed %d workbook(s) that dead workers left in %s", swept,
                     cfg.tmpdir);
+    }
+    /* The first job's requests find every service's name resolved. */
+    for (size_t i = 0; i < cfg.nservices && !exw_stop_requested; i++) {
+        resolve_service(&cfg, &cfg.services[i], 0);
+        if (cfg.services[i].batch_url != NULL)
+            resolve_service(&cfg, &cfg.services[i], 1);
     }
     if (exw_dispatch_wait_lease(&w)) {
         struct exw_redis *rd = exw_conn_get(&w.main);

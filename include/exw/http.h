@@ -11,7 +11,8 @@
 
 struct exw_http;
 
-/* Call once in main before any thread starts. Thread: main. */
+/* Call once in main before any thread starts: curl's global state, and the
+ * DNS cache all handles share. Thread: main. */
 EXW_MUST_CHECK exw_err exw_http_global_init(void);
 void exw_http_global_cleanup(void);
 
@@ -49,6 +50,15 @@ struct exw_http_response {
  * @resp must be initialised with exw_http_response_init. Thread: owner of @h. */
 EXW_MUST_CHECK exw_err exw_http_get(struct exw_http *h, const struct exw_http_request *req,
                                     struct exw_http_response *resp, struct exw_errbuf *eb);
+
+/* Connects to the host of @req's URL without sending anything, within its
+ * timeout, so that the name is in the DNS cache every handle shares before
+ * the first request. Returns EXW_OK once connected; otherwise as exw_http_get
+ * does (EXW_EHTTP also for a name that does not resolve). *@resolved says
+ * whether the name resolved, whether or not the connection then failed.
+ * Only @req's url, timeout_ms, ca_file and abort_fn count. Thread: any. */
+EXW_MUST_CHECK exw_err exw_http_resolve(const struct exw_http_request *req, int *resolved,
+                                        struct exw_errbuf *eb);
 
 void exw_http_response_init(struct exw_http_response *r, size_t max_body);
 void exw_http_response_cleanup(struct exw_http_response *r);

@@ -755,6 +755,44 @@ static void test_http_new_free(void **state)
     exw_http_free(NULL);
 }
 
+static void test_resolve(void **state)
+{
+    struct exw_http_request req = {.timeout_ms = 5000};
+    struct exw_errbuf eb;
+    unsigned short closed_port;
+    unsigned before, after;
+    char url[64];
+    int resolved = -1, fd;
+
+    (void)state;
+    /* A server that listens: connected, and nothing sent. */
+    pthread_mutex_lock(&srv.mu);
+    before = srv.requests;
+    pthread_mutex_unlock(&srv.mu);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/json", (unsigned)srv.port);
+    req.url = url;
+    assert_int_equal(exw_http_resolve(&req, &resolved, &eb), EXW_OK);
+    assert_int_equal(resolved, 1);
+    pthread_mutex_lock(&srv.mu);
+    after = srv.requests;
+    pthread_mutex_unlock(&srv.mu);
+    assert_int_equal(after, before);
+
+    /* Nobody listens: the name resolved all the same. */
+    fd = bind_loopback(&closed_port);
+    assert_true(fd >= 0);
+    close(fd);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/json", (unsigned)closed_port);
+    resolved = -1;
+    assert_int_equal(exw_http_resolve(&req, &resolved, &eb), EXW_EHTTP);
+    assert_int_equal(resolved, 1);
+
+    /* Only http and https. */
+    req.url = "file:///etc/passwd";
+    assert_int_equal(exw_http_resolve(&req, &resolved, &eb), EXW_EHTTP);
+    assert_int_equal(resolved, 0);
+}
+
 #define CLIENT_TEST(f) cmocka_unit_test_setup_teardown(f, client_setup, client_teardown)
 
 int main(void)
@@ -768,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_expand_bad_scheme),
         cmocka_unit_test(test_expand_long_key),
         cmocka_unit_test(test_http_new_free),
+        cmocka_unit_test(test_resolve),
         CLIENT_TEST(test_get_200_json),
         CLIENT_TEST(test_get_expanded_url),
         CLIENT_TEST(test_get_503_retry_after),
