@@ -76,6 +76,10 @@ struct run {
     char error[512];
     long long result_bytes;
     char sha256[65];
+    /* A workbook of one upload chunk at most, read back whole: it is stored
+     * with the job's end, in the same script call, not uploaded before it.
+     * NULL when the workbook was uploaded. Owned by the run. */
+    char *result;
 };
 
 /* Decides the job's outcome, once: later calls change nothing. */

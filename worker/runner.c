@@ -385,6 +385,10 @@ static enum run_result finish(struct run *r, const char *state, const char *dead
         e.event = ev;
         e.write_status = 1;
         e.has_result = succeeded;
+        if (succeeded && r->result != NULL) {
+            e.result = r->result;
+            e.result_len = (size_t)r->result_bytes;
+        }
         e.rows_key = r->job ? r->job->rows_key : (stray_rows = rows_key_of(r));
         /* A list that names one of the worker's own keys is never deleted. */
         if (e.rows_key != NULL && !exw_key_rows_allowed(r->w->cfg->prefix, e.rows_key))

@@ -6,6 +6,10 @@
 -- Without has_status the status and the result are not touched (the caller
 -- may name any of its keys for them); the upload is deleted.
 --
+-- The result is the upload, renamed (has_result 1), or the workbook itself,
+-- given whole in ARGV[12] when it is small (has_result 2): then one call both
+-- stores it and ends the job.
+--
 -- Returns 1 when this call ended the job, 2 when an earlier call of this same
 -- run already had (its reply was lost), 0 when the job is no longer this
 -- worker's (nothing written), -1 when the uploaded result has gone (expired or
@@ -25,14 +29,16 @@ local ttl_ms = tonumber(ARGV[4])
 local channel = ARGV[5]
 local event = ARGV[6]
 local has_status = ARGV[7] == '1'
-local has_result = ARGV[8] == '1'
+local has_result = ARGV[8] ~= '0'
+local inline = ARGV[8] == '2'
 local del_rows = ARGV[9] == '1'
 local dead_entry = ARGV[10]
 -- Nonzero when doc is only the head of a document too large for the worker
 -- to take in: the oldest of the processing list, of this many bytes.
 local doc_total = tonumber(ARGV[11])
-local nstats = tonumber(ARGV[12])
-local first_stat = 13
+local workbook = ARGV[12]
+local nstats = tonumber(ARGV[13])
+local first_stat = 14
 local first_field = first_stat + 2 * nstats
 
 local function type_of(key)
@@ -95,7 +101,7 @@ if has_status then
   if kind ~= 'none' and kind ~= 'hash' then
     return refuse(status, kind, 'hash')
   end
-  if has_result and redis.call('EXISTS', upload) == 0 then
+  if has_result and not inline and redis.call('EXISTS', upload) == 0 then
     return -1
   end
 end
@@ -106,7 +112,9 @@ for k = 0, nstats - 1 do
   redis.call('HINCRBY', stats, ARGV[at], ARGV[at + 1])
 end
 if has_status then
-  if has_result then
+  if inline then
+    redis.call('SET', result, workbook, 'PX', ttl_ms)
+  elseif has_result then
     redis.call('RENAME', upload, result)
     redis.call('PEXPIRE', result, ttl_ms)
   else

@@ -51,9 +51,13 @@ struct exw_status_end {
      * too large for the worker to take in: the oldest of its processing
      * list, which the end then removes. */
     long long doc_total;
-    long attempt;              /* the attempt this run started as (0 if none) */
-    long ttl_ms;               /* of the status and the result */
-    int has_result;            /* rename the uploaded result into P:result:<id> */
+    long attempt;   /* the attempt this run started as (0 if none) */
+    long ttl_ms;    /* of the status and the result */
+    int has_result; /* the job succeeded: store its result in P:result:<id> */
+    /* With has_result: the workbook itself, stored by this same call, when it
+     * is small; NULL when it was uploaded (exw_result_chunk) and is renamed. */
+    const void *result;
+    size_t result_len;
     const char *rows_key;      /* list to delete, or NULL */
     const char *dead_entry;    /* JSON to LPUSH on P:dead, or NULL */
     const char *const *fields; /* status field/value pairs */

@@ -480,6 +480,34 @@ static void test_end_succeeded(void **state)
     it_sub_close(&sub);
 }
 
+/* A small workbook goes with the end itself: stored as given, with no
+ * upload before it, and the upload key never made. A second try (a lost
+ * reply) stores nothing twice. */
+static void test_end_succeeded_with_the_workbook(void **state)
+{
+    struct it_fx *f = *state;
+    struct end_fx x;
+    struct it_sub sub;
+    long attempts = -1;
+    char *before;
+
+    end_init(f, &x);
+    seed_processing(f, IT_WORKER, "doc-j1");
+    assert_int_equal(start(f, "doc-j1", 3, EV_RUNNING, &attempts), EXW_START_STARTED);
+    it_ok(f->h, "HSET", x.stats.s, "jobs_succeeded", "4", NULL);
+    it_ok(f->h, "RPUSH", x.rows.s, "{\"sn\":1}", NULL);
+    x.e.result = "PK\3\4\0\0rest\0!";
+    x.e.result_len = 12;
+    sub = it_subscribe(f);
+    assert_int_equal(end(f, &x.e), EXW_END_DONE);
+    expect_succeeded(f, &x);
+    it_expect_events(&sub, (const char *const[]){EV_DONE}, 1);
+    before = it_snapshot(f);
+    assert_int_equal(end(f, &x.e), EXW_END_ALREADY);
+    it_expect_unchanged(f, before);
+    it_sub_close(&sub);
+}
+
 /* The end ran but its reply was lost: the retry of the same end says so and
  * counts nothing twice. */
 static void test_end_retry_after_lost_reply(void **state)
@@ -834,6 +862,7 @@ int main(void)
         IT_TEST(test_start_dead_holder, &e),
         IT_TEST(test_progress, &e),
         IT_TEST(test_end_succeeded, &e),
+        IT_TEST(test_end_succeeded_with_the_workbook, &e),
         IT_TEST(test_end_retry_after_lost_reply, &e),
         IT_TEST(test_end_not_owned, &e),
         IT_TEST(test_end_upload_gone, &e),
