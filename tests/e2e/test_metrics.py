@@ -230,7 +230,9 @@ class Counting(MetricsTest):
         self.wait_state("met-rec", ("running",), timeout=20)
         a.kill9()
         self.assertNotIn("serving metrics", a.log())  # off unless asked for
-        b, base = self.start_metrics_worker(mock, EXPORT_HEARTBEAT_TTL_MS=1000,
+        # Only the dead worker's TTL needs to be short; the survivor's is not,
+        # so that a busy machine cannot make it lapse too (a second requeue).
+        b, base = self.start_metrics_worker(mock, EXPORT_HEARTBEAT_TTL_MS=4000,
                                             EXPORT_POOL_SIZE=2)
         self.wait_until("the recovery in /metrics",
                         lambda: self.scrape(base).get("export_jobs_total",
