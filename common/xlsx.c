@@ -44,9 +44,12 @@ struct tm *gmtime(const time_t *t)
  * through lxw_tmpfile(), which the dynamic linker binds to this definition
  * as it does gmtime() above. On a disk file system each is an inode made and
  * freed, which for a small workbook costs more than everything else: a
- * workbook opened in memory (exw_xlsx_open with no @tmpdir) gets anonymous
- * memory files instead, on the thread that opens, continues and closes it.
- * Other workbooks get the library's own. */
+ * workbook opened in memory (exw_xlsx_open with no @tmpdir) gets buffers in
+ * the process's own memory instead (a stdio stream over a growing buffer,
+ * fopencookie), on the thread that opens, continues and closes it: no system
+ * call at all. The library only writes, flushes, seeks, reads and closes its
+ * temporary files (it never asks for their descriptor). Other workbooks get
+ * the library's own. */
 static _Thread_local int parts_in_memory;
 static FILE *(*library_tmpfile)(char *tmpdir);
 static pthread_once_t library_tmpfile_once = PTHREAD_ONCE_INIT;
@@ -58,18 +61,89 @@ static void find_library_tmpfile(void)
     memcpy(&library_tmpfile, &fn, sizeof(fn)); /* POSIX: a function pointer fits */
 }
 
+/* One temporary file in memory; the stream owns it. */
+struct mem_part {
+    char *data;
+    size_t len, cap; /* bytes written; allocated */
+    size_t pos;      /* the stream's offset */
+};
+
+static ssize_t part_write(void *cookie, const char *buf, size_t n)
+{
+    struct mem_part *m = cookie;
+
+    if (n > SIZE_MAX / 2 - m->pos) {
+        errno = EFBIG;
+        return -1;
+    }
+    if (m->pos + n > m->cap) {
+        size_t cap = m->cap ? m->cap : 8192;
+        char *data;
+
+        while (cap < m->pos + n)
+            cap *= 2;
+        data = realloc(m->data, cap);
+        if (data == NULL) {
+            errno = ENOMEM;
+            return -1;
+        }
+        m->data = data;
+        m->cap = cap;
+    }
+    if (m->pos > m->len) /* a seek past the end leaves a hole of zeros */
+        memset(m->data + m->len, 0, m->pos - m->len);
+    memcpy(m->data + m->pos, buf, n);
+    m->pos += n;
+    if (m->pos > m->len)
+        m->len = m->pos;
+    return (ssize_t)n;
+}
+
+static ssize_t part_read(void *cookie, char *buf, size_t n)
+{
+    struct mem_part *m = cookie;
+    size_t left = m->pos < m->len ? m->len - m->pos : 0;
+
+    if (n > left)
+        n = left;
+    memcpy(buf, m->data + m->pos, n);
+    m->pos += n;
+    return (ssize_t)n;
+}
+
+static int part_seek(void *cookie, off64_t *off, int whence)
+{
+    struct mem_part *m = cookie;
+    off64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (off64_t)m->pos : (off64_t)m->len;
+
+    if (*off < -base) {
+        errno = EINVAL;
+        return -1;
+    }
+    m->pos = (size_t)(base + *off);
+    *off = (off64_t)m->pos;
+    return 0;
+}
+
+static int part_close(void *cookie)
+{
+    struct mem_part *m = cookie;
+
+    free(m->data);
+    free(m);
+    return 0;
+}
+
 FILE *lxw_tmpfile(char *tmpdir)
 {
-    FILE *f;
-    int fd;
-
     if (parts_in_memory) {
-        fd = memfd_create("export-worker-part", MFD_CLOEXEC);
-        if (fd < 0)
-            return NULL;
-        f = fdopen(fd, "w+b");
+        static const cookie_io_functions_t io = {
+            .read = part_read, .write = part_write, .seek = part_seek, .close = part_close};
+        struct mem_part *m = calloc(1, sizeof(*m));
+        FILE *f = m != NULL ? fopencookie(m, "w+", io) : NULL;
+
         if (f == NULL)
-            close(fd);
+            free(m);
         return f;
     }
     pthread_once(&library_tmpfile_once, find_library_tmpfile);

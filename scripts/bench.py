@@ -244,29 +244,26 @@ class Worker:
             raise BenchError("job %s: %s lookups failed" % (jid, st["lookups_failed"]))
 
     def wait_all(self, jids, timeout):
-        """Waits until every job has ended; returns their statuses (all must succeed)."""
+        """Waits until every job has ended; returns their statuses (all must succeed).
+
+        While they run it only asks for the lengths of the queue and of the
+        worker's processing list (both empty once every job has ended), so
+        that the waiting costs the two cores next to nothing; the figures come
+        from the statuses' finished_at, not from when this noticed."""
         deadline = time.monotonic() + timeout
-        pending = list(jids)
-        done = {}
-        while pending:
+        lists = ("%s:queue" % self.prefix, "%s:processing:%s" % (self.prefix, self.id))
+        while True:
             p = self.r.pipeline(transaction=False)
-            for jid in pending:
-                p.hget("%s:job:%s" % (self.prefix, jid), "state")
-            states = p.execute()
-            still = []
-            for jid, s in zip(pending, states):
-                if s in (b"succeeded", b"failed", b"cancelled"):
-                    done[jid] = None
-                else:
-                    still.append(jid)
-            pending = still
-            if not pending:
+            for key in lists:
+                p.llen(key)
+            if sum(p.execute()) == 0:
                 break
             if time.monotonic() > deadline:
-                raise BenchError("%d jobs not done after %.0f s" % (len(pending), timeout))
+                raise BenchError("jobs not done after %.0f s" % timeout)
             if self.proc.poll() is not None:
                 raise BenchError("the worker exited %s" % self.proc.returncode)
             time.sleep(0.02)
+        done = {}
         for jid in jids:
             done[jid] = self.status(jid)
             self.check(jid, done[jid])
