@@ -198,7 +198,7 @@ fail:
     return NULL;
 }
 
-int rows_reader_next(struct rows_reader *rr, struct run *r, struct exw_row **out)
+int rows_reader_next(struct rows_reader *rr, struct run *r, int wait, struct exw_row **out)
 {
     *out = NULL;
     for (;;) {
@@ -220,8 +220,8 @@ int rows_reader_next(struct rows_reader *rr, struct run *r, struct exw_row **out
             pthread_cond_broadcast(&rr->changed);
         }
         b = &rr->batch[rr->reading];
-        until = exw_mono_deadline(WAIT_STEP_MS);
-        while (b->state != BATCH_FULL && !rr->ended &&
+        until = exw_mono_deadline(wait ? WAIT_STEP_MS : 0);
+        while (wait && b->state != BATCH_FULL && !rr->ended &&
                pthread_cond_timedwait(&rr->changed, &rr->mu.m, &until) == 0)
             ;
         if (b->state == BATCH_FULL)
@@ -234,6 +234,8 @@ int rows_reader_next(struct rows_reader *rr, struct run *r, struct exw_row **out
             run_set_outcome(r, rr->fail, rr->fail_code, "%s", rr->fail_msg);
         if (ended)
             return 0;
+        if (rr->cur == NULL && !wait)
+            return -1;
         /* Waiting on Redis: a cancel, the deadline or a stop still apply. */
         if (rr->cur == NULL && run_check(r, 0))
             return 0;

@@ -104,10 +104,11 @@ void run_workbook_cleanup(struct run *r);
  * their own; NULL when the thread cannot be had. */
 struct rows_reader *rows_reader_start(const struct run *r);
 
-/* rows_reader.c: the next row in order (the caller owns it), waiting for the
- * reader while a cancel, the deadline or a stop is checked. Returns 0 after
- * the last row, or with the outcome set when the reading failed. */
-int rows_reader_next(struct rows_reader *rr, struct run *r, struct exw_row **out);
+/* rows_reader.c: the next row in order (the caller owns it). With @wait, waits
+ * for the reader while a cancel, the deadline or a stop is checked; without,
+ * returns -1 at once when the reader has no row ready. Returns 0 after the
+ * last row, or with the outcome set when the reading failed. */
+int rows_reader_next(struct rows_reader *rr, struct run *r, int wait, struct exw_row **out);
 
 /* rows_reader.c: stops the reader and frees what it read. NULL is a no-op. */
 void rows_reader_stop(struct rows_reader *rr);

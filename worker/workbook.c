@@ -48,9 +48,12 @@
 #define SCRATCH_SUFFIX FILE_SUFFIX ".d"
 
 /* The next row in order, owned by the caller, from the document or from
- * rows_key. Returns 0 at the end or on an error (then the outcome is set). */
-static int next_row(struct run *r, const struct exw_row **row, struct exw_row **owned)
+ * rows_key. Returns 0 at the end or on an error (then the outcome is set);
+ * without @wait, -1 when rows_key's reader has no row ready yet. */
+static int next_row(struct run *r, int wait, const struct exw_row **row, struct exw_row **owned)
 {
+    int got;
+
     *row = NULL;
     *owned = NULL;
     if (r->rows_read >= r->rows_total)
@@ -69,8 +72,9 @@ static int next_row(struct run *r, const struct exw_row **row, struct exw_row **
         r->rows_read++;
         return 1;
     }
-    if (!rows_reader_next(r->reader, r, owned))
-        return 0;
+    got = rows_reader_next(r->reader, r, wait, owned);
+    if (got <= 0)
+        return got;
     *row = *owned;
     r->rows_read++;
     return 1;
@@ -78,17 +82,21 @@ static int next_row(struct run *r, const struct exw_row **row, struct exw_row **
 
 /* Tops up the window with rows and starts their lookups. A row is typed
  * before its key is looked up, so that a row the job cannot take fails the
- * job before anything is asked of the lookup service. */
+ * job before anything is asked of the lookup service. A job without lookups
+ * has nothing to start ahead: it takes the rows the reader has ready and
+ * waits for more only when the window is empty, so that rows are written
+ * while the reader reads the next ones. */
 static void fill_window(struct run *r)
 {
     while (r->wcount < r->wcap && r->outcome == OUT_NONE) {
         struct pending *p = &r->window[(r->whead + r->wcount) % r->wcap];
         size_t index = (size_t)r->rows_read;
+        int wait = r->wcount == 0 || r->job->lookup_key != NULL;
         struct exw_errbuf eb;
         char scratch[32];
         const char *key;
 
-        if (!next_row(r, &p->row, &p->owned))
+        if (next_row(r, wait, &p->row, &p->owned) <= 0)
             return;
         p->entry = NULL;
         r->wcount++;
