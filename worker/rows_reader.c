@@ -1,17 +1,26 @@
 /* rows_reader.c: a rows_key job's rows, read ahead on a thread of their own.
  *
- * Reading a batch of rows (LRANGE) and parsing them costs about as much CPU as
- * a tenth of writing them. On a machine with a second core that work can run
- * beside the writer: a reader thread, with a Redis connection of its own,
- * fills one of two batches of READ_ROWS parsed rows while the job's thread
- * writes the other. The reader is never more than two batches ahead, so
- * memory stays bounded by the batches, not by the list.
+ * Reading a batch of rows (LRANGE), parsing them and typing their cells costs
+ * about a third of writing them. On a machine with a second core that work
+ * can run beside the writer: a reader thread, with a Redis connection of its
+ * own, fills one of two batches of parsed rows while the job's thread writes
+ * the other. The reader is never more than two batches ahead, so memory
+ * stays bounded by the batches, not by the list.
+ *
+ * A job with lookups takes the parsed rows into its row window one by one
+ * (its lookups start there, and its cells are typed as they are written). A
+ * job without lookups has its rows typed here as well, into cells that the
+ * batch holds (at most READ_CELLS of them, so a wide row makes a short batch):
+ * its thread only hands the cells to the workbook, and the rows are freed on
+ * the thread that made them, when their batch is filled again.
  *
  * The job's thread owns the reader. A batch belongs to the reader while it is
- * EMPTY and to the job's thread once FULL; the rows in it move into the row
- * window one by one. An error ends the reading: the reader records the
- * outcome (its kind, code and message) and the job's thread decides it when
- * it reaches that point, in order, exactly as if it had read the rows itself.
+ * EMPTY and to the job's thread once FULL. An error ends the reading: the
+ * reader records the outcome (its kind, code and message) and the job's
+ * thread decides it when it reaches that point, in order, exactly as if it
+ * had read the rows itself. A row whose cells cannot be typed is such an
+ * error, with the text exw_job_row_cells() gives it: the rows before it are
+ * written first, and no later row is read.
  *
  * Thread: the job's thread calls every function here; reader_main runs on
  * the reader thread, which touches only its batches, its connection and the
@@ -21,19 +30,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exw/cells.h"
 #include "exw/clock.h"
 #include "exw/log.h"
 #include "exw/queue.h"
 #include "run.h"
 
 #define READ_ROWS 1000
+/* The most cells a batch of typed rows holds (about 1.5 MiB of them). */
+#define READ_CELLS 16384
 #define WAIT_STEP_MS 100
 
 enum batch_state { BATCH_EMPTY, BATCH_FULL };
 
 struct batch {
     enum batch_state state; /* guarded by mu */
-    struct exw_row **rows;  /* READ_ROWS slots */
+    struct exw_row **rows;  /* batch_rows slots; NULL once handed out */
+    struct exw_cell *cells; /* typed: batch_rows rows of ncols cells, borrowing from rows */
     size_t n, pos;          /* rows in it; the next one to hand out */
 };
 
@@ -43,6 +56,9 @@ struct rows_reader {
     const struct exw_config *cfg;
     struct exw_metrics *metrics;
     long long total;
+    int typed;         /* the rows' cells are typed here (a job without lookups) */
+    size_t ncols;      /* the job's columns */
+    size_t batch_rows; /* rows in a full batch */
     pthread_t tid;
     struct exw_mutex mu;
     pthread_cond_t changed; /* on CLOCK_MONOTONIC; a batch filled or emptied, or a stop */
@@ -66,16 +82,40 @@ struct fill {
 static exw_err keep_row(const char *data, size_t len, void *ud)
 {
     struct fill *f = ud;
+    struct rows_reader *rr = f->rr;
+    size_t index = (size_t)(rr->next + (long long)f->b->n);
     struct exw_errbuf eb;
     struct exw_row *row;
 
-    if (exw_row_parse(f->rr->job, data, len, (size_t)(f->rr->next + (long long)f->b->n), &row,
-                      &eb) != EXW_OK) {
+    if (exw_row_parse(rr->job, data, len, index, &row, &eb) != EXW_OK) {
         snprintf(f->msg, sizeof(f->msg), "%s", eb.msg);
+        return EXW_EJSON;
+    }
+    /* A cell the row cannot fill ends the reading there (also EXW_ELIMIT,
+     * which the caller would take for a row too long). */
+    if (rr->typed && exw_job_row_cells(rr->job, row, index, NULL, &f->b->cells[f->b->n * rr->ncols],
+                                       &eb) != EXW_OK) {
+        snprintf(f->msg, sizeof(f->msg), "%s", eb.msg);
+        exw_cells_cleanup(&f->b->cells[f->b->n * rr->ncols], rr->ncols);
+        exw_row_free(row);
         return EXW_EJSON;
     }
     f->b->rows[f->b->n++] = row;
     return EXW_OK;
+}
+
+/* Frees what @b held: the rows not handed out, and their cells' text. */
+static void empty_batch(struct rows_reader *rr, struct batch *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->n; i++) {
+        exw_row_free(b->rows[i]);
+        b->rows[i] = NULL;
+    }
+    if (rr->typed)
+        exw_cells_cleanup(b->cells, b->n * rr->ncols);
+    b->n = b->pos = 0;
 }
 
 /* Records why the reading ended. Caller holds rr->mu. */
@@ -104,10 +144,10 @@ static int read_batch(struct rows_reader *rr, struct conn *conn, struct batch *b
     struct exw_redis *rd = exw_conn_get(conn);
     struct exw_errbuf eb;
     long long too_long = -1;
-    long long last = rr->next + READ_ROWS - 1;
+    long long last = rr->next + (long long)rr->batch_rows - 1;
     exw_err rc = EXW_EREDIS;
 
-    b->n = b->pos = 0;
+    empty_batch(rr, b);    /* the rows it held were written: freed here, where made */
     if (last >= rr->total) /* rows pushed since the job started are not its own */
         last = rr->total - 1;
     if (rd != NULL)
@@ -168,7 +208,7 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-struct rows_reader *rows_reader_start(const struct run *r)
+struct rows_reader *rows_reader_start(const struct run *r, int typed)
 {
     struct rows_reader *rr = exw_xcalloc(1, sizeof(*rr));
     unsigned i;
@@ -178,8 +218,17 @@ struct rows_reader *rows_reader_start(const struct run *r)
     rr->metrics = r->w->metrics;
     rr->total = r->rows_total;
     rr->ended = rr->total <= 0;
-    for (i = 0; i < 2; i++)
-        rr->batch[i].rows = exw_xcalloc(READ_ROWS, sizeof(*rr->batch[i].rows));
+    rr->typed = typed;
+    rr->ncols = r->job->ncolumns;
+    rr->batch_rows = READ_ROWS;
+    if (typed && rr->ncols > 0 && READ_CELLS / rr->ncols < READ_ROWS)
+        rr->batch_rows = READ_CELLS / rr->ncols > 0 ? READ_CELLS / rr->ncols : 1;
+    for (i = 0; i < 2; i++) {
+        rr->batch[i].rows = exw_xcalloc(rr->batch_rows, sizeof(*rr->batch[i].rows));
+        if (typed)
+            rr->batch[i].cells =
+                exw_xcalloc(rr->batch_rows * rr->ncols, sizeof(*rr->batch[i].cells));
+    }
     pthread_mutex_init(&rr->mu.m, NULL);
     if (exw_cond_init_mono(&rr->changed) != 0) {
         pthread_mutex_destroy(&rr->mu.m);
@@ -192,26 +241,26 @@ struct rows_reader *rows_reader_start(const struct run *r)
     }
     return rr;
 fail:
-    free(rr->batch[0].rows);
-    free(rr->batch[1].rows);
+    for (i = 0; i < 2; i++) {
+        free(rr->batch[i].rows);
+        free(rr->batch[i].cells);
+    }
     free(rr);
     return NULL;
 }
 
-int rows_reader_next(struct rows_reader *rr, struct run *r, struct exw_row **out)
+/* Waits until the current batch has a row to hand out. Returns 0 after the
+ * last row, or with the outcome set. */
+static int wait_row(struct rows_reader *rr, struct run *r)
 {
-    *out = NULL;
     for (;;) {
         struct timespec until;
         struct batch *b;
         int ended;
 
         /* A FULL batch is the job's thread's: no lock to hand a row out. */
-        if (rr->cur != NULL && rr->cur->pos < rr->cur->n) {
-            *out = rr->cur->rows[rr->cur->pos];
-            rr->cur->rows[rr->cur->pos++] = NULL;
+        if (rr->cur != NULL && rr->cur->pos < rr->cur->n)
             return 1;
-        }
         exw_mutex_lock(&rr->mu);
         if (rr->cur != NULL) { /* used up: back to the reader */
             rr->cur->state = BATCH_EMPTY;
@@ -240,10 +289,30 @@ int rows_reader_next(struct rows_reader *rr, struct run *r, struct exw_row **out
     }
 }
 
+int rows_reader_next(struct rows_reader *rr, struct run *r, struct exw_row **out)
+{
+    EXW_ASSERT(!rr->typed);
+    *out = NULL;
+    if (!wait_row(rr, r))
+        return 0;
+    *out = rr->cur->rows[rr->cur->pos];
+    rr->cur->rows[rr->cur->pos++] = NULL;
+    return 1;
+}
+
+int rows_reader_next_cells(struct rows_reader *rr, struct run *r, const struct exw_cell **out)
+{
+    EXW_ASSERT(rr->typed);
+    *out = NULL;
+    if (!wait_row(rr, r))
+        return 0;
+    *out = &rr->cur->cells[rr->cur->pos++ * rr->ncols];
+    return 1;
+}
+
 void rows_reader_stop(struct rows_reader *rr)
 {
     unsigned i;
-    size_t j;
 
     if (rr == NULL)
         return;
@@ -253,9 +322,9 @@ void rows_reader_stop(struct rows_reader *rr)
     exw_mutex_unlock(&rr->mu);
     pthread_join(rr->tid, NULL);
     for (i = 0; i < 2; i++) {
-        for (j = rr->batch[i].pos; j < rr->batch[i].n; j++)
-            exw_row_free(rr->batch[i].rows[j]);
+        empty_batch(rr, &rr->batch[i]);
         free(rr->batch[i].rows);
+        free(rr->batch[i].cells);
     }
     pthread_cond_destroy(&rr->changed);
     pthread_mutex_destroy(&rr->mu.m);

@@ -101,13 +101,22 @@ void run_workbook(struct run *r);
 void run_workbook_cleanup(struct run *r);
 
 /* rows_reader.c: starts reading a rows_key job's rows ahead, on a thread of
- * their own; NULL when the thread cannot be had. */
-struct rows_reader *rows_reader_start(const struct run *r);
+ * their own; with @typed (a job without lookups) their cells are typed there
+ * too, for rows_reader_next_cells(). NULL when the thread cannot be had. */
+struct rows_reader *rows_reader_start(const struct run *r, int typed);
 
 /* rows_reader.c: the next row in order (the caller owns it), waiting for the
  * reader while a cancel, the deadline or a stop is checked. Returns 0 after
- * the last row, or with the outcome set when the reading failed. */
+ * the last row, or with the outcome set when the reading failed. For a
+ * reader started without @typed. */
 int rows_reader_next(struct rows_reader *rr, struct run *r, struct exw_row **out);
+
+/* rows_reader.c: the cells of the next row in order (job->ncolumns of them,
+ * borrowed until the next call), waiting as rows_reader_next() does; a row
+ * whose cells cannot be typed fails the job as exw_job_row_cells() says, once
+ * the rows before it are taken. Returns 0 after the last row, or with the
+ * outcome set. For a reader started with @typed. */
+int rows_reader_next_cells(struct rows_reader *rr, struct run *r, const struct exw_cell **out);
 
 /* rows_reader.c: stops the reader and frees what it read. NULL is a no-op. */
 void rows_reader_stop(struct rows_reader *rr);

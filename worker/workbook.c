@@ -5,7 +5,9 @@
  * ahead of the writer), and writes rows from the window's head as soon as
  * their lookups are back. Memory is bounded by the window, not the job: inline
  * rows are parsed from the document one at a time, and rows_key rows stream
- * from Redis in chunks.
+ * from Redis in chunks. A rows_key job without lookups needs no window: its
+ * reader (rows_reader.c) types the cells as well, and this thread only
+ * writes them, as a bare libxlsxwriter loop would.
  *
  * The workbook file is created and locked (flock) before libxlsxwriter writes
  * it, and unlinked as soon as it is packed: the upload reads it through the
@@ -213,12 +215,44 @@ static int open_file(struct run *r)
     return 1;
 }
 
+/* Writes the rows of a rows_key job without lookups: the reader types their
+ * cells, and this thread only hands them to the workbook. */
+static void write_typed_rows(struct run *r)
+{
+    const struct exw_cell *cells;
+    struct exw_errbuf eb;
+    long long written_at_check = 0;
+    int64_t check_at = exw_mono_ms() + WAIT_STEP_MS;
+
+    while (r->outcome == OUT_NONE && r->rows_written < r->rows_total &&
+           rows_reader_next_cells(r->reader, r, &cells)) {
+        r->rows_read++;
+        if (exw_xlsx_write_row(r->xlsx, cells, &eb) != EXW_OK) {
+            run_set_outcome(r, OUT_FAILED, "internal", "writing the workbook failed: %s", eb.msg);
+            return;
+        }
+        r->rows_written++;
+        /* As write_rows(): every 1,024 rows or WAIT_STEP_MS (the clock is
+         * read every 16 rows). */
+        if (r->rows_written - written_at_check >= 1024 ||
+            ((r->rows_written & 15) == 0 && exw_mono_ms() >= check_at)) {
+            written_at_check = r->rows_written;
+            check_at = exw_mono_ms() + WAIT_STEP_MS;
+            run_check(r, 0);
+        }
+    }
+    if (r->outcome == OUT_NONE && r->rows_written < r->rows_total)
+        run_set_outcome(r, OUT_FAILED, "internal", "only %lld of %lld rows were written",
+                        r->rows_written, r->rows_total);
+}
+
 static void write_rows(struct run *r)
 {
     const struct exw_config *cfg = r->w->cfg;
     struct exw_errbuf eb;
     long long written_at_check = -1;
     int64_t check_at = 0;
+    int typed;
 
     r->wcap = (size_t)cfg->batch_rows;
     r->window = exw_xcalloc(r->wcap, sizeof(*r->window));
@@ -248,8 +282,13 @@ static void write_rows(struct run *r)
                         cfg->tmpdir, eb.msg);
         return;
     }
-    if (r->job->rows_key != NULL && (r->reader = rows_reader_start(r)) == NULL) {
+    typed = r->job->rows_key != NULL && r->job->lookup_key == NULL;
+    if (r->job->rows_key != NULL && (r->reader = rows_reader_start(r, typed)) == NULL) {
         run_set_outcome(r, OUT_LOST, NULL, "cannot start a thread to read %s", r->job->rows_key);
+        return;
+    }
+    if (typed) {
+        write_typed_rows(r);
         return;
     }
     while (r->outcome == OUT_NONE && r->rows_written < r->rows_total) {

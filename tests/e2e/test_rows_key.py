@@ -237,6 +237,45 @@ class RowsKey(E2ETest):
         self.assertEqual(st["rows_written"], "5000")
         self.assertEqual(self.r.exists(rows_key), 0)
 
+    def test_bad_cells_fail_as_inline_rows_do(self):
+        """A rows_key job without lookups has its cells typed by the reader:
+        a bad row fails the job with the text the same row gives inline, the
+        rows before it written first and no later row looked at."""
+        self.start_worker(EXPORT_MAX_STRING_CHARS=20)
+        cols = COLUMNS[:4]
+        bad = [("seq", "two"), ("seq", 1.5), ("signed_on", "2026-13-01"),
+               ("sn", "x" * 21), ("amount", "ten")]
+        for n, (field, value) in enumerate(bad):
+            rows = make_rows(2600)
+            rows[1500][field] = value
+            texts = [json.dumps(r) for r in rows]
+            texts[2200] = "not json"  # a later bad row must not be the one named
+            rows_key = self.key("rows", "rk-cells-%d" % n)
+            self.r.rpush(rows_key, *texts)
+            st = self.run_job({"id": "rk-cells-%d" % n, "columns": cols, "rows_key": rows_key},
+                              expect="failed")
+            inline = self.run_job({"id": "in-cells-%d" % n, "columns": cols,
+                                   "rows": rows[:1501]}, expect="failed")
+            self.assertEqual(st["error_code"], "invalid_job", st)
+            self.assertIn("rows[1500].%s" % field, st["error"])
+            self.assertEqual(st["error"], inline["error"])
+            self.assertEqual(self.r.exists(rows_key), 0)
+
+    def test_wide_rows_from_a_list(self):
+        """Rows of 2,100 columns come in batches of a few rows each."""
+        self.start_worker()
+        cols = [{"header": "C%d" % j, "field": "f%d" % j,
+                 "type": "integer" if j % 2 else "string"} for j in range(2100)]
+        rows = [{"f%d" % j: (i * 10000 + j if j % 2 else "r%d c%d" % (i, j))
+                 for j in range(2100)} for i in range(23)]
+        rows_key = self.key("rows", "rk-wide")
+        self.push_rows(rows_key, rows)
+        st = self.run_job({"id": "rk-wide", "columns": cols, "rows_key": rows_key}, timeout=60)
+        ws = self.workbook(self.result_bytes(st)).active
+        self.assertEqual(ws.max_row, 24)
+        for i, values in enumerate(ws.iter_rows(min_row=2, values_only=True)):
+            self.assertEqual(list(values), [rows[i]["f%d" % j] for j in range(2100)], i)
+
 
 if __name__ == "__main__":
     harness.main()
