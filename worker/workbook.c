@@ -215,13 +215,34 @@ static int open_file(struct run *r)
     return 1;
 }
 
+/* Every 1,024 rows or WAIT_STEP_MS, whichever comes first, or at once with
+ * @now: the progress, and whether the job must stop (run_check). Rows that
+ * trickle in must not hold off progress and a cancel. */
+static void checkpoint(struct run *r, long long *written_at, int64_t *at, int now)
+{
+    if (now || r->rows_written - *written_at >= 1024 || exw_mono_ms() >= *at) {
+        *written_at = r->rows_written;
+        *at = exw_mono_ms() + WAIT_STEP_MS;
+        run_check(r, 0);
+    }
+}
+
+/* After the last row: a job that ends short of its rows without a reason
+ * fails. */
+static void expect_all_written(struct run *r)
+{
+    if (r->outcome == OUT_NONE && r->rows_written < r->rows_total)
+        run_set_outcome(r, OUT_FAILED, "internal", "only %lld of %lld rows were written",
+                        r->rows_written, r->rows_total);
+}
+
 /* Writes the rows of a rows_key job without lookups: the reader types their
  * cells, and this thread only hands them to the workbook. */
 static void write_typed_rows(struct run *r)
 {
     const struct exw_cell *cells;
     struct exw_errbuf eb;
-    long long written_at_check = 0;
+    long long written_at = 0;
     int64_t check_at = exw_mono_ms() + WAIT_STEP_MS;
 
     while (r->outcome == OUT_NONE && r->rows_written < r->rows_total &&
@@ -232,25 +253,17 @@ static void write_typed_rows(struct run *r)
             return;
         }
         r->rows_written++;
-        /* As write_rows(): every 1,024 rows or WAIT_STEP_MS (the clock is
-         * read every 16 rows). */
-        if (r->rows_written - written_at_check >= 1024 ||
-            ((r->rows_written & 15) == 0 && exw_mono_ms() >= check_at)) {
-            written_at_check = r->rows_written;
-            check_at = exw_mono_ms() + WAIT_STEP_MS;
-            run_check(r, 0);
-        }
+        if ((r->rows_written & 15) == 0) /* the clock is read every 16 rows */
+            checkpoint(r, &written_at, &check_at, 0);
     }
-    if (r->outcome == OUT_NONE && r->rows_written < r->rows_total)
-        run_set_outcome(r, OUT_FAILED, "internal", "only %lld of %lld rows were written",
-                        r->rows_written, r->rows_total);
+    expect_all_written(r);
 }
 
 static void write_rows(struct run *r)
 {
     const struct exw_config *cfg = r->w->cfg;
     struct exw_errbuf eb;
-    long long written_at_check = -1;
+    long long written_at = -1;
     int64_t check_at = 0;
     int typed;
 
@@ -298,19 +311,11 @@ static void write_rows(struct run *r)
         /* Write every row that is ready; wait a little on one that is not. */
         while (r->wcount > 0 && r->outcome == OUT_NONE && write_head(r, 0))
             ;
-        /* Checked after every wait that ran out, and otherwise every 1,024
-         * rows or WAIT_STEP_MS, whichever comes first: rows that trickle in
-         * just within each wait must not hold off progress and a cancel. */
-        if ((r->outcome == OUT_NONE && r->wcount > 0 && !write_head(r, WAIT_STEP_MS)) ||
-            r->rows_written - written_at_check >= 1024 || exw_mono_ms() >= check_at) {
-            written_at_check = r->rows_written;
-            check_at = exw_mono_ms() + WAIT_STEP_MS;
-            run_check(r, 0);
-        }
+        /* Checked at once after a wait that ran out. */
+        checkpoint(r, &written_at, &check_at,
+                   r->outcome == OUT_NONE && r->wcount > 0 && !write_head(r, WAIT_STEP_MS));
     }
-    if (r->outcome == OUT_NONE && r->rows_written < r->rows_total)
-        run_set_outcome(r, OUT_FAILED, "internal", "only %lld of %lld rows were written",
-                        r->rows_written, r->rows_total);
+    expect_all_written(r);
 }
 
 /* Packs the workbook; on the packer thread, or on the job's own for a small
