@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "exw/keys.h"
+#include "exw/services.h"
 
 /* The two keys of the semaphore, added to @c; the caller frees them. */
 static void add_semaphore_keys(struct exw_cmd *c, struct exw_redis *rd, const char *service,
@@ -17,6 +18,11 @@ static void add_semaphore_keys(struct exw_cmd *c, struct exw_redis *rd, const ch
 }
 
 /* "" for a negative time (the script then reads Redis's clock). */
+/* How long the semaphore's sets stay once unused: longer than any lease a
+ * worker takes (a service's timeout and a few seconds), so that a worker with
+ * a shorter _TIMEOUT_MS never cuts another's leases short. */
+#define SETS_KEEP_MS (EXW_SERVICE_TIMEOUT_MS_MAX + 60000L)
+
 static void add_time(struct exw_cmd *c, int64_t t)
 {
     if (t < 0)
@@ -47,6 +53,7 @@ exw_err exw_permits_take(struct exw_redis *rd, const char *service, const char *
     exw_cmd_addf(&c, "%lld", first_seq);
     exw_cmd_addf(&c, "%ld", wait_ms);
     add_time(&c, now_ms);
+    exw_cmd_addf(&c, "%ld", SETS_KEEP_MS);
     rc = exw_redis_run(rd, &c, "permit take", &r, eb);
     if (rc != EXW_OK)
         goto out;
@@ -85,6 +92,7 @@ exw_err exw_permits_renew(struct exw_redis *rd, const char *service, const char 
     exw_cmd_add(&c, holder);
     exw_cmd_addf(&c, "%ld", lease_ms);
     add_time(&c, now_ms);
+    exw_cmd_addf(&c, "%ld", SETS_KEEP_MS);
     for (i = 0; i < n; i++)
         exw_cmd_add(&c, ids[i]);
     rc = exw_redis_run(rd, &c, "permit renewal", &r, eb);

@@ -114,6 +114,8 @@ exw_err exw_status_end(struct exw_redis *rd, const struct exw_status_end *e, enu
         exw_key(prefix, "dead", NULL),         exw_key(prefix, "uploads", worker),
     };
     char *events = exw_key(prefix, "events", NULL);
+    /* The workbook goes with the end only when it is the job's result. */
+    int inline_result = e->has_result && e->result != NULL;
     struct exw_cmd c;
     long long n = 0;
     exw_err rc;
@@ -141,11 +143,11 @@ exw_err exw_status_end(struct exw_redis *rd, const struct exw_status_end *e, enu
     exw_cmd_add(&c, events);
     exw_cmd_add(&c, e->event ? e->event : "");
     exw_cmd_add(&c, e->write_status ? "1" : "0");
-    exw_cmd_add(&c, !e->has_result ? "0" : e->result != NULL ? "2" : "1");
+    exw_cmd_add(&c, !e->has_result ? "0" : inline_result ? "2" : "1");
     exw_cmd_add(&c, e->rows_key ? "1" : "0");
     exw_cmd_add(&c, e->dead_entry ? e->dead_entry : "");
     exw_cmd_addf(&c, "%lld", e->doc_total);
-    exw_cmd_add_len(&c, e->result != NULL ? e->result : "", e->result != NULL ? e->result_len : 0);
+    exw_cmd_add_len(&c, inline_result ? e->result : "", inline_result ? e->result_len : 0);
     exw_cmd_addf(&c, "%zu", e->nstats / 2);
     for (i = 0; i < e->nstats; i++)
         exw_cmd_add(&c, e->stats[i]);

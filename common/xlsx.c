@@ -50,7 +50,10 @@ struct tm *gmtime(const time_t *t)
  * call at all. The library only writes, flushes, seeks, reads and closes its
  * temporary files (it never asks for their descriptor). Other workbooks get
  * the library's own. */
-static _Thread_local int parts_in_memory;
+struct mem_part;
+/* The open memory parts of the workbook this thread works on, or NULL when
+ * its temporary files go to disk. */
+static _Thread_local struct mem_part **memory_parts;
 static FILE *(*library_tmpfile)(char *tmpdir);
 static pthread_once_t library_tmpfile_once = PTHREAD_ONCE_INIT;
 
@@ -61,11 +64,15 @@ static void find_library_tmpfile(void)
     memcpy(&library_tmpfile, &fn, sizeof(fn)); /* POSIX: a function pointer fits */
 }
 
-/* One temporary file in memory; the stream owns it. */
+/* One temporary file in memory; the stream owns it. It is on its workbook's
+ * list of open parts until closed, so that the parts a failed
+ * workbook_close() leaves open can be closed (release_tmpfiles). */
 struct mem_part {
     char *data;
     size_t len, cap; /* bytes written; allocated */
     size_t pos;      /* the stream's offset */
+    FILE *fp;
+    struct mem_part **head, *next, *prev;
 };
 
 static ssize_t part_write(void *cookie, const char *buf, size_t n)
@@ -129,6 +136,12 @@ static int part_close(void *cookie)
 {
     struct mem_part *m = cookie;
 
+    if (m->prev != NULL)
+        m->prev->next = m->next;
+    else
+        *m->head = m->next;
+    if (m->next != NULL)
+        m->next->prev = m->prev;
     free(m->data);
     free(m);
     return 0;
@@ -136,14 +149,22 @@ static int part_close(void *cookie)
 
 FILE *lxw_tmpfile(char *tmpdir)
 {
-    if (parts_in_memory) {
+    if (memory_parts != NULL) {
         static const cookie_io_functions_t io = {
             .read = part_read, .write = part_write, .seek = part_seek, .close = part_close};
         struct mem_part *m = calloc(1, sizeof(*m));
         FILE *f = m != NULL ? fopencookie(m, "w+", io) : NULL;
 
-        if (f == NULL)
+        if (f == NULL) {
             free(m);
+            return NULL;
+        }
+        m->fp = f;
+        m->head = memory_parts;
+        m->next = *memory_parts;
+        if (m->next != NULL)
+            m->next->prev = m;
+        *memory_parts = m;
         return f;
     }
     pthread_once(&library_tmpfile_once, find_library_tmpfile);
@@ -185,6 +206,7 @@ struct exw_xlsx {
     char *base;             /* name of the first sheet */
     char *tmpdir;           /* libxlsxwriter keeps a pointer to it */
     int in_memory;          /* temporary files in memory (no tmpdir given) */
+    struct mem_part *parts; /* with in_memory: those still open */
     lxw_worksheet **sheets; /* every sheet so far, for their temporary files */
     unsigned nsheets;
     uint32_t rows_per_sheet;         /* header row included */
@@ -341,9 +363,9 @@ static exw_err add_sheet(struct exw_xlsx *x, struct exw_errbuf *eb)
     if (err != LXW_NO_ERROR)
         return lxw_fail(eb, err, "sheet name \"%s\"", name);
     errno = 0;
-    parts_in_memory = x->in_memory;
+    memory_parts = x->in_memory ? &x->parts : NULL;
     ws = workbook_add_worksheet(x->wb, name);
-    parts_in_memory = 0;
+    memory_parts = NULL;
     if (ws == NULL) {
         /* Constant-memory mode opens the sheet's temporary file here. */
         if (errno == ENOMEM)
@@ -383,7 +405,8 @@ static exw_err add_sheet(struct exw_xlsx *x, struct exw_errbuf *eb)
  * sheet into the zip. A workbook_close() that fails before (the file cannot be
  * created, the disk is full) and lxw_workbook_free() leave it open: an
  * unlinked file whose descriptor and disk space stay taken for the life of the
- * process. These functions find and close such files. */
+ * process. These functions find and close such files. (Parts kept in memory
+ * are on their workbook's list instead, which xlsx_free() empties.) */
 
 /* A sheet's temporary file as it was before workbook_close(). */
 struct held_tmpfile {
@@ -507,8 +530,13 @@ static exw_err setup_columns(struct exw_xlsx *x, struct exw_errbuf *eb)
     return EXW_OK;
 }
 
+/* Frees @x, whose workbook is closed or freed: a memory part still open is
+ * one the library let go of (a failed workbook_close() leaves its sheets'
+ * open, as it does their files on disk). */
 static void xlsx_free(struct exw_xlsx *x)
 {
+    while (x->parts != NULL)
+        fclose(x->parts->fp);
     free(x->sheets);
     free(x->col_format);
     free(x->formats);
@@ -685,9 +713,9 @@ exw_err exw_xlsx_close(struct exw_xlsx *x, struct exw_errbuf *eb)
      * Its errno is the failed system call's (libxlsxwriter reports it too). */
     held = hold_tmpfiles(x);
     errno = 0;
-    parts_in_memory = x->in_memory;
+    memory_parts = x->in_memory ? &x->parts : NULL;
     err = workbook_close(x->wb);
-    parts_in_memory = 0;
+    memory_parts = NULL;
     sys = errno;
     release_tmpfiles(held, x->nsheets, err != LXW_NO_ERROR);
     if (err != LXW_NO_ERROR && rc == EXW_OK) {

@@ -84,10 +84,11 @@ static int stop_asked(void *ud)
 
 /* Resolves the host of @svc's URL (its batch URL when @batch) into the DNS cache
  * the pool shares (http.c says why), trying again while the name does not
- * resolve, for up to RESOLVE_FOR_MS. Only reports a name that resolves but
+ * resolve, until @until (exw_mono_ms()). Only reports a name that resolves but
  * cannot be reached: its jobs' requests retry as ever. */
-#define RESOLVE_FOR_MS 30000
-static void resolve_service(const struct exw_config *cfg, const struct exw_service *svc, int batch)
+#define RESOLVE_FOR_MS 30000 /* for all the services together */
+static void resolve_service(const struct exw_config *cfg, const struct exw_service *svc, int batch,
+                            int64_t until)
 {
     int64_t began = exw_mono_ms(), pause_ms = 100;
     struct exw_http_request req = {
@@ -103,13 +104,13 @@ static void resolve_service(const struct exw_config *cfg, const struct exw_servi
     req.url = url;
     for (;;) {
         rc = exw_http_resolve(&req, &resolved, &eb);
-        if (resolved || rc == EXW_ECANCELLED || exw_mono_ms() - began >= RESOLVE_FOR_MS)
+        if (resolved || rc == EXW_ECANCELLED || exw_mono_ms() >= until)
             break;
         if (pause_ms == 100)
             EXW_LOG(EXW_LOG_WARN,
                     "service %s: its host name does not resolve yet (%s); trying again for "
-                    "up to %d s before taking jobs",
-                    svc->name, eb.msg, RESOLVE_FOR_MS / 1000);
+                    "up to %.0f s before taking jobs",
+                    svc->name, eb.msg, (double)(until - exw_mono_ms()) / 1000.0);
         for (int64_t slept = 0; slept < pause_ms && !exw_stop_requested; slept += 50)
             exw_sleep_ms(50);
         pause_ms = pause_ms < 2000 ? pause_ms * 2 : 2000;
@@ -119,9 +120,9 @@ static void resolve_service(const struct exw_config *cfg, const struct exw_servi
         return;
     if (!resolved)
         EXW_LOG(EXW_LOG_WARN,
-                "service %s: its host name did not resolve in %d s (%s); taking jobs, whose "
+                "service %s: its host name did not resolve in %.0f s (%s); taking jobs, whose "
                 "lookups will fail until it does",
-                svc->name, RESOLVE_FOR_MS / 1000, eb.msg);
+                svc->name, (double)(exw_mono_ms() - began) / 1000.0, eb.msg);
     else if (rc != EXW_OK)
         EXW_LOG(EXW_LOG_WARN, "service %s cannot be reached yet (%s); its requests will retry",
                 svc->name, eb.msg);
@@ -266,10 +267,14 @@ int main(int argc, char **argv)
                     cfg.tmpdir);
     }
     /* The first job's requests find every service's name resolved. */
-    for (size_t i = 0; i < cfg.nservices && !exw_stop_requested; i++) {
-        resolve_service(&cfg, &cfg.services[i], 0);
-        if (cfg.services[i].batch_url != NULL)
-            resolve_service(&cfg, &cfg.services[i], 1);
+    {
+        int64_t until = exw_mono_ms() + RESOLVE_FOR_MS;
+
+        for (size_t i = 0; i < cfg.nservices && !exw_stop_requested; i++) {
+            resolve_service(&cfg, &cfg.services[i], 0, until);
+            if (cfg.services[i].batch_url != NULL)
+                resolve_service(&cfg, &cfg.services[i], 1, until);
+        }
     }
     if (exw_dispatch_wait_lease(&w)) {
         struct exw_redis *rd = exw_conn_get(&w.main);

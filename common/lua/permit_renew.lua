@@ -12,7 +12,8 @@ local waiting = KEYS[2]
 local holder = ARGV[1]
 local lease_ms = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
-local first_permit = 4
+local keep_ms = tonumber(ARGV[4]) -- as in permit_take.lua
+local first_permit = 5
 
 if now == nil then
     local t = redis.call('TIME')
@@ -31,7 +32,7 @@ for i = first_permit, #ARGV do
     end
 end
 if #ARGV >= first_permit then
-    redis.call('PEXPIRE', permits, lease_ms + 1000)
+    redis.call('PEXPIRE', permits, keep_ms)
 end
 local others = redis.call('ZCARD', waiting)
 if redis.call('ZSCORE', waiting, holder) then

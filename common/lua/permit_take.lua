@@ -21,6 +21,7 @@ local lease_ms = tonumber(ARGV[4])
 local first_seq = tonumber(ARGV[5])
 local wait_ms = tonumber(ARGV[6])
 local now = tonumber(ARGV[7])
+local keep_ms = tonumber(ARGV[8])
 
 if now == nil then
     local t = redis.call('TIME')
@@ -43,7 +44,8 @@ local others = redis.call('ZCARD', waiting)
 if redis.call('ZSCORE', waiting, holder) then
     others = others - 1
 end
--- Neither set may outlive its last lease.
-redis.call('PEXPIRE', permits, lease_ms + 1000)
-redis.call('PEXPIRE', waiting, math.max(lease_ms, wait_ms) + 1000)
+-- Both sets go once unused for keep_ms, longer than any holder's lease: one
+-- with a shorter lease must not cut the others' short.
+redis.call('PEXPIRE', permits, keep_ms)
+redis.call('PEXPIRE', waiting, keep_ms)
 return {granted, others, now}

@@ -58,6 +58,30 @@ static long long zscore(struct it_fx *f, const char *what, const char *member)
 
 static long long score(struct it_fx *f, const char *member) { return zscore(f, "permits", member); }
 
+/* The sets live as long as their latest lease, whoever took it: a worker
+ * with a shorter _TIMEOUT_MS (a rolling change of settings) does not cut
+ * the others' leases short, which would drop every permit at once. */
+static void test_permits_ttl_follows_longest_lease(void **state)
+{
+    struct it_fx *f = *state;
+    struct it_name permits = it_key(f, "limit:tether:permits");
+    struct exw_permit_take t;
+    struct exw_errbuf eb = {{0}};
+    int kept[1];
+    long others;
+    int64_t redis_now;
+
+    it_expect_ok(exw_permits_take(f->rd, SVC, "A", 5, 1, 60000, 1, WAITING, T0, &t, &eb), &eb);
+    assert_int_equal(t.granted, 1);
+    t = take(f, "B", 5, 1, 1, T0);
+    assert_int_equal(t.granted, 1);
+    assert_true(it_pttl(f, &permits) > 60000);
+    it_expect_ok(exw_permits_renew(f->rd, SVC, "B", LEASE, (const char *const[]){"B:1"}, 1, T0,
+                                   kept, &others, &redis_now, &eb),
+                 &eb);
+    assert_true(it_pttl(f, &permits) > 60000);
+}
+
 static void test_permits_cap_and_waiting(void **state)
 {
     struct it_fx *f = *state;
@@ -326,10 +350,15 @@ int main(void)
     if (it_env_init(&e, "limits") != 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        IT_TEST(test_permits_cap_and_waiting, &e),       IT_TEST(test_permits_leases_run_out, &e),
-        IT_TEST(test_permits_renewal_keeps_them, &e),    IT_TEST(test_permits_release, &e),
-        IT_TEST(test_permits_on_redis_time, &e),         IT_TEST(test_rate_slots_and_horizon, &e),
-        IT_TEST(test_rate_never_over_in_any_second, &e), IT_TEST(test_rate_on_redis_time, &e),
+        IT_TEST(test_permits_cap_and_waiting, &e),
+        IT_TEST(test_permits_ttl_follows_longest_lease, &e),
+        IT_TEST(test_permits_leases_run_out, &e),
+        IT_TEST(test_permits_renewal_keeps_them, &e),
+        IT_TEST(test_permits_release, &e),
+        IT_TEST(test_permits_on_redis_time, &e),
+        IT_TEST(test_rate_slots_and_horizon, &e),
+        IT_TEST(test_rate_never_over_in_any_second, &e),
+        IT_TEST(test_rate_on_redis_time, &e),
     };
 
     rc = cmocka_run_group_tests(tests, NULL, NULL);

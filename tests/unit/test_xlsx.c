@@ -305,19 +305,26 @@ static void test_every_cell_kind(void **state)
     unlink(path);
 }
 
-/* How many files this process has open. */
-static int files_open(void)
+/* Open file descriptors of this process. */
+static int count_fds(void)
 {
     struct dirent *e;
-    DIR *d = opendir("/proc/self/fd");
     int n = 0;
+    DIR *d;
 
+    d = opendir("/proc/self/fd");
     assert_non_null(d);
     while ((e = readdir(d)) != NULL)
         n += e->d_name[0] != '.';
     closedir(d);
     return n;
 }
+
+/* The two columns of test_in_memory and write_numbered. */
+static const struct exw_column numbered_cols[] = {
+    {.header = "N", .field = "n", .type = EXW_COL_INTEGER},
+    {.header = "Label", .field = "l", .type = EXW_COL_STRING},
+};
 
 /* A workbook opened without a tmpdir keeps its temporary files in the
  * process's memory (no file is opened for them, on disk or in memory) and
@@ -326,10 +333,6 @@ static int files_open(void)
  * file of that folder. */
 static void test_in_memory(void **state)
 {
-    static const struct exw_column cols[] = {
-        {.header = "N", .field = "n", .type = EXW_COL_INTEGER},
-        {.header = "Label", .field = "l", .type = EXW_COL_STRING},
-    };
     struct exw_errbuf eb = {{0}};
     struct exw_xlsx *x = NULL;
     struct exw_cell row[2];
@@ -342,15 +345,15 @@ static void test_in_memory(void **state)
     (void)state;
     fd = exw_xlsx_memory_file(mem, sizeof(mem));
     assert_true(fd >= 0);
-    before = files_open();
-    assert_int_equal(exw_xlsx_open(mem, NULL, "Mem", cols, 2, 0, &x, &eb), EXW_OK);
+    before = count_fds();
+    assert_int_equal(exw_xlsx_open(mem, NULL, "Mem", numbered_cols, 2, 0, &x, &eb), EXW_OK);
     /* The sheet's rows go to memory, not to a file. */
-    assert_int_equal(files_open(), before);
+    assert_int_equal(count_fds(), before);
     row[0] = number(7);
     row[1] = text("seven");
     assert_int_equal(exw_xlsx_write_row(x, row, &eb), EXW_OK);
     assert_int_equal(exw_xlsx_close(x, &eb), EXW_OK);
-    assert_int_equal(files_open(), before);
+    assert_int_equal(count_fds(), before);
     assert_int_equal(fstat(fd, &st), 0);
     assert_true(st.st_size > 1000);
     /* Read back through the fd, saved where the reader can open it. */
@@ -371,26 +374,23 @@ static void test_in_memory(void **state)
     unlink(copy);
     /* With a folder: the sheet's rows in a file there. */
     path_for(path, sizeof(path), "on-disk.xlsx");
-    before = files_open();
-    assert_int_equal(exw_xlsx_open(path, tmpdir, "Disk", cols, 2, 0, &x, &eb), EXW_OK);
-    assert_int_equal(files_open(), before + 1);
+    before = count_fds();
+    assert_int_equal(exw_xlsx_open(path, tmpdir, "Disk", numbered_cols, 2, 0, &x, &eb), EXW_OK);
+    assert_int_equal(count_fds(), before + 1);
     exw_xlsx_discard(x);
 }
 
 /* Writes @nrows rows of two columns ("n", "label") with @rows_per_sheet. */
 static void write_numbered(const char *path, const char *sheet, uint32_t rows_per_sheet, int nrows)
 {
-    static const struct exw_column cols[] = {
-        {.header = "N", .field = "n", .type = EXW_COL_INTEGER},
-        {.header = "Label", .field = "l", .type = EXW_COL_STRING},
-    };
     struct exw_errbuf eb = {{0}};
     struct exw_xlsx *x = NULL;
     struct exw_cell row[2];
     char label[32];
     int i;
 
-    assert_int_equal(exw_xlsx_open(path, tmpdir, sheet, cols, 2, rows_per_sheet, &x, &eb), EXW_OK);
+    assert_int_equal(exw_xlsx_open(path, tmpdir, sheet, numbered_cols, 2, rows_per_sheet, &x, &eb),
+                     EXW_OK);
     for (i = 1; i <= nrows; i++) {
         snprintf(label, sizeof(label), "row %d", i);
         row[0] = number(i);
@@ -485,21 +485,6 @@ static const struct exw_column one_col[] = {
     {.header = "B", .field = "b", .type = EXW_COL_NUMBER},
 };
 
-/* Open file descriptors of this process. */
-static int count_fds(void)
-{
-    struct dirent *e;
-    int n = 0;
-    DIR *d;
-
-    d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
 static void expect_open_error(const char *sheet, const struct exw_column *cols, size_t ncols,
                               const char *dir, exw_err want, const char *msg)
 {
@@ -576,13 +561,13 @@ static struct exw_errbuf eb_last;
 
 /* Writes one sheet of two rows per @nsheets to @path, which cannot be
  * written: closing fails, its message in eb_last. */
-static void write_rows_then_fail(const char *path, int nsheets)
+static void write_rows_then_fail(const char *path, const char *dir, int nsheets)
 {
     struct exw_cell row[2] = {text("ok"), number(1)};
     struct exw_xlsx *x = NULL;
     int i;
 
-    assert_int_equal(exw_xlsx_open(path, tmpdir, "Data", one_col, 2, 3, &x, &eb_last), EXW_OK);
+    assert_int_equal(exw_xlsx_open(path, dir, "Data", one_col, 2, 3, &x, &eb_last), EXW_OK);
     for (i = 0; i < 2 * nsheets; i++)
         assert_int_equal(exw_xlsx_write_row(x, row, &eb_last), EXW_OK);
     assert_int_equal(exw_xlsx_close(x, &eb_last), EXW_EXLSX);
@@ -634,18 +619,24 @@ static void test_write_errors(void **state)
      * temporary files are closed all the same. */
     fds = count_fds();
     snprintf(path, sizeof(path), "%s/no-such-dir/out.xlsx", tmpdir);
-    write_rows_then_fail(path, 1);
+    write_rows_then_fail(path, tmpdir, 1);
     assert_non_null(strstr(eb_last.msg,
                            "no-such-dir/out.xlsx: Error creating output xlsx file. "
                            "Usually a permissions error. (No such file or directory)"));
-    write_rows_then_fail(path, 3);
+    write_rows_then_fail(path, tmpdir, 3);
     assert_int_equal(count_fds(), fds);
 
     /* A full disk, which fails with some sheets packed and others not. */
-    write_rows_then_fail("/dev/full", 1);
+    write_rows_then_fail("/dev/full", tmpdir, 1);
     assert_non_null(strstr(eb_last.msg, "writing /dev/full: "));
     assert_non_null(strstr(eb_last.msg, "(No space left on device)"));
-    write_rows_then_fail("/dev/full", 5);
+    write_rows_then_fail("/dev/full", tmpdir, 5);
+    assert_int_equal(count_fds(), fds);
+
+    /* The same with the temporary files in memory: none is left (the
+     * sanitizer build would report the buffers). */
+    write_rows_then_fail(path, NULL, 3);
+    write_rows_then_fail("/dev/full", NULL, 5);
     assert_int_equal(count_fds(), fds);
 
     assert_int_equal(exw_xlsx_close(NULL, &eb), EXW_OK);
