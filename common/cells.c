@@ -15,7 +15,6 @@
 #include "exw/json.h"
 
 /* Nesting allowed in a lookup response. */
-#define LOOKUP_MAX_DEPTH 512
 
 static void cell_empty(struct exw_cell *c)
 {
@@ -222,7 +221,7 @@ exw_err exw_job_lookup_cells(const struct exw_job *job, const char *body, size_t
 
     for (i = 0; i < job->nlookup_columns; i++)
         cell_empty(&out[i]);
-    rc = exw_json_check(body, len, LOOKUP_MAX_DEPTH, &why_json);
+    rc = exw_json_check(body, len, EXW_LOOKUP_MAX_DEPTH, &why_json);
     if (rc != EXW_OK)
         return exw_errbuf_set(eb, EXW_EJSON, "response is not JSON (%s)", why_json.msg);
     exw_json_root(body, len, &root);

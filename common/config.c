@@ -14,17 +14,16 @@
  * setting.c's. Secrets (the Redis password, service Authorization values, any
  * user:password in a URL) never reach an error message or the description:
  * messages say what is wrong, not what was given. */
+#include "exw/digest.h"
 #include "exw/config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "exw/buf.h"
@@ -290,32 +289,6 @@ static int check_sentinels(const char *value, char *why, size_t why_size)
     return 0;
 }
 
-/* Fills @out with random bytes, from /dev/urandom or, failing that, from the
- * clock and pid: an id needs to be unlikely to repeat, not unpredictable. */
-static void random_bytes(unsigned char *out, size_t n)
-{
-    struct timespec ts;
-    uint64_t x;
-    ssize_t got = -1;
-    size_t i;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-
-    if (fd >= 0) {
-        got = read(fd, out, n);
-        close(fd);
-    }
-    if (got == (ssize_t)n)
-        return;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
-    for (i = 0; i < n; i++) {
-        x += 0x9e3779b97f4a7c15ULL; /* splitmix64 */
-        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-        out[i] = (unsigned char)(x ^ (x >> 31));
-    }
-}
-
 /* HOSTNAME-PID-RANDOM, with characters an id may not hold replaced by '-'. */
 static char *default_worker_id(char **envp)
 {
@@ -332,7 +305,7 @@ static char *default_worker_id(char **envp)
         if (strchr(ID_CHARS, host[i]) == NULL)
             host[i] = '-';
     }
-    random_bytes(rnd, sizeof(rnd));
+    exw_random_bytes(rnd, sizeof(rnd));
     /* 100 bytes of host name leave room for the rest within 128. */
     snprintf(id, sizeof(id), "%.100s-%ld-%02x%02x%02x", host, (long)getpid(), rnd[0], rnd[1],
              rnd[2]);

@@ -1,8 +1,35 @@
 /* digest.c: SHA-256 (streaming) and SHA-1 (one-shot) over OpenSSL's EVP interface. */
 #include "exw/digest.h"
 
+#include <limits.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+void exw_random_bytes(void *out, size_t n)
+{
+    static atomic_uint_fast64_t calls;
+    unsigned char *p = out;
+    struct timespec ts;
+    uint64_t x;
+    size_t i;
+
+    if (n <= INT_MAX && RAND_bytes(p, (int)n) == 1)
+        return;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40) ^
+        ((uint64_t)atomic_fetch_add(&calls, 1) << 52);
+    for (i = 0; i < n; i++) {
+        x += 0x9e3779b97f4a7c15ULL; /* splitmix64 */
+        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+        p[i] = (unsigned char)(x ^ (x >> 31));
+    }
+}
 
 struct exw_sha256 {
     EVP_MD_CTX *ctx;

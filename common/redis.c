@@ -43,7 +43,6 @@ struct exw_redis {
     exw_redis_fault_fn fault;
     void *fault_ud;
     char *user, *password;   /* the URL's, for AUTH on another node (MOVED, ASK) */
-    int cluster;             /* the server is a cluster node */
     int slot;                /* the prefix's slot on a cluster, else -1 */
     char node[EXW_NODE_MAX]; /* host:port of the server; "" on a unix socket */
 };
@@ -266,10 +265,16 @@ static exw_err open_ctx(const struct exw_redis *rd, const char *host, int port, 
     return EXW_OK;
 }
 
-/* Whether @r is a MOVED or ASK error that names a node: its kind, slot and
- * node into @ask, *@slot, @host and *@port. */
-static int parse_redirect(const redisReply *r, int *ask, int *slot, char *host, size_t host_size,
-                          int *port)
+/* A MOVED or ASK reply of Redis Cluster. */
+struct redirect {
+    int ask; /* ASK, else MOVED */
+    int slot;
+    char host[EXW_NODE_MAX];
+    int port;
+};
+
+/* Whether @r is a MOVED or ASK error that names a node; then into @to. */
+static int parse_redirect(const redisReply *r, struct redirect *to)
 {
     const char *p, *sp;
     long v = 0;
@@ -277,36 +282,35 @@ static int parse_redirect(const redisReply *r, int *ask, int *slot, char *host, 
     if (r == NULL || r->type != REDIS_REPLY_ERROR)
         return 0;
     if (strncmp(r->str, "MOVED ", 6) == 0)
-        *ask = 0;
+        to->ask = 0;
     else if (strncmp(r->str, "ASK ", 4) == 0)
-        *ask = 1;
+        to->ask = 1;
     else
         return 0;
-    p = r->str + (*ask ? 4 : 6);
+    p = r->str + (to->ask ? 4 : 6);
     for (sp = p; *sp >= '0' && *sp <= '9' && v < EXW_CLUSTER_SLOTS; sp++)
         v = v * 10 + (*sp - '0');
     if (sp == p || *sp != ' ' || v >= EXW_CLUSTER_SLOTS)
         return 0;
-    *slot = (int)v;
+    to->slot = (int)v;
     sp++;
-    return exw_cluster_node_parse(sp, strlen(sp), host, host_size, port) == 0;
+    return exw_cluster_node_parse(sp, strlen(sp), to->host, sizeof(to->host), &to->port) == 0;
 }
 
-/* Sends @c to the node that @r (a MOVED or ASK) names and replaces @r with
+/* Sends @c to the node that @to (parsed from @r) names and replaces @r with
  * that node's reply. MOVED moves the connection there; ASK sends ASKING and
  * the command on a connection of their own, closed after. */
-static exw_err follow(struct exw_redis *rd, struct exw_cmd *c, redisReply **r, const char *what,
-                      struct exw_errbuf *eb)
+static exw_err follow(struct exw_redis *rd, struct exw_cmd *c, const struct redirect *to,
+                      redisReply **r, const char *what, struct exw_errbuf *eb)
 {
-    char host[EXW_NODE_MAX], node[EXW_NODE_MAX];
+    const char *host = to->host;
+    char node[EXW_NODE_MAX];
     struct exw_errbuf why = {{0}};
     redisContext *ctx = NULL;
     redisReply *asking;
-    int ask = 0, slot = 0, port = 0;
+    int ask = to->ask, slot = to->slot, port = to->port;
     exw_err rc;
 
-    if (!parse_redirect(*r, &ask, &slot, host, sizeof(host), &port))
-        return EXW_OK;
     freeReplyObject(*r);
     *r = NULL;
     exw_cluster_node_name(host, port, node, sizeof(node));
@@ -346,6 +350,7 @@ static exw_err follow(struct exw_redis *rd, struct exw_cmd *c, redisReply **r, c
 exw_err exw_redis_run(struct exw_redis *rd, struct exw_cmd *c, const char *what,
                       struct exw_reply **out, struct exw_errbuf *eb)
 {
+    struct redirect to;
     redisReply *r = NULL;
     exw_err rc;
     int hops;
@@ -359,10 +364,8 @@ exw_err exw_redis_run(struct exw_redis *rd, struct exw_cmd *c, const char *what,
     /* Redis Cluster: the command did not run where it was sent; send it
      * where the node says. What is left after the limit counts as a
      * transient error (check_reply). */
-    for (hops = 0; hops < REDIRECTS_MAX && r != NULL && r->type == REDIS_REPLY_ERROR; hops++) {
-        if (strncmp(r->str, "MOVED ", 6) != 0 && strncmp(r->str, "ASK ", 4) != 0)
-            break;
-        rc = follow(rd, c, &r, what, eb);
+    for (hops = 0; hops < REDIRECTS_MAX && parse_redirect(r, &to); hops++) {
+        rc = follow(rd, c, &to, &r, what, eb);
         if (rc != EXW_OK)
             goto out;
     }
@@ -431,13 +434,8 @@ void exw_redis_set_names(struct exw_redis *rd, const char *prefix, const char *w
     rd->worker_id = exw_xstrdup(worker_id);
 }
 
-void exw_redis_set_cluster(struct exw_redis *rd, int slot)
-{
-    rd->cluster = 1;
-    rd->slot = slot;
-}
+void exw_redis_set_cluster(struct exw_redis *rd, int slot) { rd->slot = slot; }
 
-int exw_redis_is_cluster(const struct exw_redis *rd) { return rd->cluster; }
 const char *exw_redis_node(const struct exw_redis *rd) { return rd->node; }
 
 exw_err exw_redis_connect(const struct exw_redis_addr *addr, const char *prefix,

@@ -297,12 +297,29 @@ static exw_err try_node(const struct exw_redis_addr *addr, const char *prefix, c
     return rc;
 }
 
+/* Adds @node to the @n nodes of @tries unless it is there or @tries is full:
+ * its index, or TRIES_MAX when it could not be added. */
+static size_t add_try(struct exw_cluster_node *tries, size_t *n,
+                      const struct exw_cluster_node *node)
+{
+    size_t i;
+
+    for (i = 0; i < *n; i++) {
+        if (tries[i].port == node->port && strcmp(tries[i].host, node->host) == 0)
+            return i;
+    }
+    if (*n == TRIES_MAX)
+        return TRIES_MAX;
+    tries[*n] = *node;
+    return (*n)++;
+}
+
 exw_err exw_topology_connect(const struct exw_redis_addr *addr, const char *prefix, long timeout_ms,
                              struct exw_redis **out, struct exw_errbuf *eb)
 {
-    struct exw_cluster_node tries[TRIES_MAX];
+    struct exw_cluster_node tries[TRIES_MAX], seen[TRIES_MAX], node;
     struct exw_errbuf first = {{0}}, why = {{0}};
-    size_t n = 0, known, i, url_at = TRIES_MAX;
+    size_t n = 0, known, i, url_at;
     exw_err rc, first_rc = EXW_EREDIS;
     int stop = 0;
 
@@ -314,29 +331,15 @@ exw_err exw_topology_connect(const struct exw_redis_addr *addr, const char *pref
 
     /* The owner last known first (the usual case after a reconnect), then
      * the URL's node, then the others seen, without repeats. */
-    if (exw_cluster_owner(&tries[n]))
-        n++;
-    memset(&tries[n], 0, sizeof(tries[n]));
-    snprintf(tries[n].host, sizeof(tries[n].host), "%s", addr->host);
-    tries[n].port = addr->port;
-    if (n == 0 || tries[0].port != addr->port || strcmp(tries[0].host, addr->host) != 0)
-        n++;
-    url_at = n - 1;
-    {
-        struct exw_cluster_node seen[TRIES_MAX];
-
-        known = exw_cluster_known(seen, TRIES_MAX);
-        for (i = 0; i < known && n < TRIES_MAX; i++) {
-            size_t j;
-
-            for (j = 0; j < n; j++) {
-                if (tries[j].port == seen[i].port && strcmp(tries[j].host, seen[i].host) == 0)
-                    break;
-            }
-            if (j == n)
-                tries[n++] = seen[i];
-        }
-    }
+    if (exw_cluster_owner(&node))
+        add_try(tries, &n, &node);
+    memset(&node, 0, sizeof(node));
+    snprintf(node.host, sizeof(node.host), "%s", addr->host);
+    node.port = addr->port;
+    url_at = add_try(tries, &n, &node);
+    known = exw_cluster_known(seen, TRIES_MAX);
+    for (i = 0; i < known; i++)
+        add_try(tries, &n, &seen[i]);
     for (i = 0; i < n; i++) {
         why.msg[0] = '\0';
         rc = try_node(addr, prefix, tries[i].host, tries[i].port, NULL, i == url_at, timeout_ms,

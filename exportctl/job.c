@@ -85,8 +85,7 @@ static char *with_made_up_id(const char *doc, size_t len, size_t *out_len)
             return NULL;
         members++;
     }
-    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-        rnd[0] = (unsigned char)getpid();
+    exw_random_bytes(rnd, sizeof(rnd));
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
     idlen = (size_t)snprintf(id, sizeof(id), "\"id\":\"exp-%s-%02x%02x%02x\"%s", stamp, rnd[0],

@@ -261,22 +261,12 @@ int mock_query_raw(const char *q, const char *name, const char **value, size_t *
 /* Finds the first query parameter called name: 1 found (value in out), 0 absent, -1 bad escape. */
 int mock_query_param(const char *q, const char *name, struct mock_buf *out)
 {
-    while (*q != '\0') {
-        size_t part = strcspn(q, "&");
-        const char *eq = memchr(q, '=', part);
-        size_t name_len = eq != NULL ? (size_t)(eq - q) : part;
-        struct mock_buf k = {0};
-        int match =
-            mock_pct_decode(q, name_len, &k) == 0 && strcmp(k.p, name) == 0 && strlen(k.p) == k.len;
+    const char *value;
+    size_t len;
 
-        mock_buf_free(&k);
-        if (match && eq == NULL)
-            return 1;
-        if (match)
-            return mock_pct_decode(eq + 1, part - name_len - 1, out) == 0 ? 1 : -1;
-        q += part + (q[part] == '&');
-    }
-    return 0;
+    if (!mock_query_raw(q, name, &value, &len))
+        return 0;
+    return mock_pct_decode(value, len, out) == 0 ? 1 : -1;
 }
 
 /* Appends s with bytes below 0x20 and the backslash written as \xHH, so a line stays a line. */

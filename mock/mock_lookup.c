@@ -118,18 +118,6 @@ static long ms_since(const struct timespec *start)
 
 /* ---- Shared state ---- */
 
-static void lock(pthread_mutex_t *mu)
-{
-    if (pthread_mutex_lock(mu) != 0)
-        abort();
-}
-
-static void unlock(pthread_mutex_t *mu)
-{
-    if (pthread_mutex_unlock(mu) != 0)
-        abort();
-}
-
 static void stats_begin(struct server *s, struct request *req, int is_lookup, size_t batch_keys)
 {
     mock_stats_begin(&s->stats, &req->arrival, is_lookup, batch_keys);
@@ -181,6 +169,27 @@ static double draw(struct server *s)
     return (double)(x >> 11) / 9007199254740992.0;
 }
 
+/* The random faults (--drop-rate, --timeout-rate, --error-rate): returns 1
+ * when the connection is to be dropped; otherwise adds a hang to *@delay_ms
+ * or sets *@status to 500, or leaves both. One draw against disjoint
+ * intervals keeps each rate exact on its own. */
+static int draw_fault(struct server *s, long *delay_ms, long *status)
+{
+    const struct options *o = s->opt;
+    double u;
+
+    if (o->drop_rate <= 0.0 && o->timeout_rate <= 0.0 && o->error_rate <= 0.0)
+        return 0;
+    u = draw(s);
+    if (u < o->drop_rate)
+        return 1;
+    if (u < o->drop_rate + o->timeout_rate)
+        *delay_ms += o->hang_ms;
+    else if (u < o->drop_rate + o->timeout_rate + o->error_rate)
+        *status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    return 0;
+}
+
 static void report_errno(const char *what, const char *arg)
 {
     char err[128] = "unknown error";
@@ -200,9 +209,9 @@ static void record_lookup(struct server *s, const char *target, const char *key,
     mock_buf_addc(&line, '\t');
     mock_buf_add_escaped(&line, key, key_len);
     mock_buf_addc(&line, '\n');
-    lock(&s->record_mu);
+    mock_lock(&s->record_mu);
     rc = mock_write_all(s->record_fd, line.p, line.len);
-    unlock(&s->record_mu);
+    mock_unlock(&s->record_mu);
     if (rc != 0)
         report_errno("cannot write to", s->opt->record);
     mock_buf_free(&line);
@@ -347,17 +356,8 @@ static int lookup_reply(struct server *s, const struct mock_buf *key, long *dela
     struct mock_buf body = {0};
     long status = 0;
 
-    if (hit == NULL && (o->drop_rate > 0.0 || o->timeout_rate > 0.0 || o->error_rate > 0.0)) {
-        /* One draw against disjoint intervals keeps each rate exact on its own. */
-        double u = draw(s);
-
-        if (u < o->drop_rate)
-            return 1;
-        if (u < o->drop_rate + o->timeout_rate)
-            *delay_ms += o->hang_ms;
-        else if (u < o->drop_rate + o->timeout_rate + o->error_rate)
-            status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    if (hit == NULL && draw_fault(s, delay_ms, &status))
+        return 1;
     if (hit != NULL && hit->kind == RULE_FAIL)
         status = hit->value;
     if (hit != NULL && hit->kind == RULE_SLOW)
@@ -429,16 +429,8 @@ static int batch_reply(struct server *s, const struct mock_buf *keys, size_t nke
     long status = 0, slowest = 0;
     int garbage = 0, redirect = 0, first = 1;
 
-    if (o->drop_rate > 0.0 || o->timeout_rate > 0.0 || o->error_rate > 0.0) {
-        double u = draw(s);
-
-        if (u < o->drop_rate)
-            return 1;
-        if (u < o->drop_rate + o->timeout_rate)
-            *delay_ms += o->hang_ms;
-        else if (u < o->drop_rate + o->timeout_rate + o->error_rate)
-            status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    if (draw_fault(s, delay_ms, &status))
+        return 1;
     mock_buf_addc(&body, '{');
     for (size_t i = 0; i < nkeys; i++) {
         const struct rule *hit = match_rule(o, keys[i].p);

@@ -11,13 +11,13 @@
 
 enum { MAX_SECONDS = 7 * 24 * 3600 }; /* per-second counts kept for a week after a reset */
 
-static void lock(pthread_mutex_t *mu)
+void mock_lock(pthread_mutex_t *mu)
 {
     if (pthread_mutex_lock(mu) != 0)
         abort();
 }
 
-static void unlock(pthread_mutex_t *mu)
+void mock_unlock(pthread_mutex_t *mu)
 {
     if (pthread_mutex_unlock(mu) != 0)
         abort();
@@ -87,7 +87,7 @@ static void count_arrival(struct mock_stats *s, long long t)
 void mock_stats_begin(struct mock_stats *s, const struct timespec *arrival, int is_lookup,
                       size_t batch_keys)
 {
-    lock(&s->mu);
+    mock_lock(&s->mu);
     s->requests++;
     if (is_lookup) {
         s->lookups++;
@@ -97,18 +97,18 @@ void mock_stats_begin(struct mock_stats *s, const struct timespec *arrival, int 
     }
     if (++s->in_flight > s->max_in_flight)
         s->max_in_flight = s->in_flight;
-    unlock(&s->mu);
+    mock_unlock(&s->mu);
 }
 
 void mock_stats_end(struct mock_stats *s, unsigned int status)
 {
-    lock(&s->mu);
+    mock_lock(&s->mu);
     s->in_flight--;
     if (status == 0)
         s->dropped++;
     else if (status < 600)
         s->by_status[status]++;
-    unlock(&s->mu);
+    mock_unlock(&s->mu);
 }
 
 void mock_stats_json(struct mock_stats *s, struct mock_buf *b)
@@ -116,7 +116,7 @@ void mock_stats_json(struct mock_stats *s, struct mock_buf *b)
     const char *sep = "";
     unsigned long max_per_second = 0;
 
-    lock(&s->mu);
+    mock_lock(&s->mu);
     mock_buf_addf(b,
                   "{\"requests\":%llu,\"lookups\":%llu,\"batches\":%llu,\"batch_keys\":%llu,"
                   "\"in_flight\":%ld,\"max_in_flight\":%ld,\"dropped\":%llu,\"by_status\":{",
@@ -136,12 +136,12 @@ void mock_stats_json(struct mock_stats *s, struct mock_buf *b)
     }
     mock_buf_addf(b, "],\"max_per_second\":%lu,\"max_in_any_second\":%lu}", max_per_second,
                   s->max_in_any_second);
-    unlock(&s->mu);
+    mock_unlock(&s->mu);
 }
 
 void mock_stats_reset(struct mock_stats *s)
 {
-    lock(&s->mu);
+    mock_lock(&s->mu);
     s->requests = 0;
     s->lookups = 0;
     s->batches = 0;
@@ -156,5 +156,5 @@ void mock_stats_reset(struct mock_stats *s)
         memset(s->per_second, 0, s->seconds_cap * sizeof(*s->per_second));
     s->wcount = 0;
     s->max_in_any_second = 0;
-    unlock(&s->mu);
+    mock_unlock(&s->mu);
 }

@@ -38,6 +38,10 @@ void mock_stats_free(struct mock_stats *s);
 
 /* A request arrived at @arrival (monotonic): a lookup when @is_lookup, with @batch_keys keys in a
  * batch (0 for a single lookup or anything else). */
+/* pthread_mutex_lock/unlock that abort on failure. */
+void mock_lock(pthread_mutex_t *mu);
+void mock_unlock(pthread_mutex_t *mu);
+
 void mock_stats_begin(struct mock_stats *s, const struct timespec *arrival, int is_lookup,
                       size_t batch_keys);
 

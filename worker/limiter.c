@@ -48,6 +48,7 @@
 #include <time.h>
 
 #include "exw/clock.h"
+#include "exw/digest.h"
 #include "exw/limits.h"
 #include "exw/log.h"
 #include "worker.h"
@@ -312,6 +313,7 @@ struct round {
     long long seq;
     int *renew;             /* places whose permits are renewed */
     const char **renew_ids; /* their ids, borrowed: only this thread changes an id */
+    int *kept;              /* whether each renewal held */
     size_t nrenew;
     long slots; /* slots to ask for */
 };
@@ -361,7 +363,13 @@ static void plan_locked(struct limiter *lim, struct svc_limit *s, struct round *
 
             if (p->id == NULL || p->in_use)
                 continue;
-            if (p->lost || lim->stopping || idle || s->nheld > share) {
+            if (p->lost) { /* Redis dropped it already: nothing to give back */
+                free(p->id);
+                p->id = NULL;
+                s->nheld--;
+                continue;
+            }
+            if (lim->stopping || idle || s->nheld > share) {
                 rd->release[rd->nrelease++] = p->id;
                 p->id = NULL;
                 s->nheld--;
@@ -457,7 +465,6 @@ static void run_round_locked(struct limiter *lim, struct svc_limit *s, struct ro
     int64_t take_sent = 0, renew_sent = 0, paced_at = 0;
     long others = 0;
     int64_t redis_now = 0;
-    int *kept = NULL;
     exw_err take_rc = EXW_OK, renew_rc = EXW_OK, rate_rc = EXW_OK;
     size_t i;
 
@@ -469,10 +476,8 @@ static void run_round_locked(struct limiter *lim, struct svc_limit *s, struct ro
     }
     exw_mutex_unlock(&lim->mu);
     redis = exw_conn_get(&lim->conn);
-    if (redis == NULL) {
-        note_down(lim, s, "Redis is not reachable");
+    if (redis == NULL)
         take_rc = renew_rc = rate_rc = EXW_EREDIS;
-    }
     if (redis != NULL && rd->nrelease > 0 &&
         exw_permits_release(redis, name, lim->holder, rd->still_waiting,
                             (const char *const *)rd->release, rd->nrelease, NULL, &eb) != EXW_OK)
@@ -483,10 +488,9 @@ static void run_round_locked(struct limiter *lim, struct svc_limit *s, struct ro
                                    WAITING_MS, -1, &took, &eb);
     }
     if (redis != NULL && rd->nrenew > 0) {
-        kept = exw_xcalloc(rd->nrenew, sizeof(*kept));
         renew_sent = exw_mono_ms();
         renew_rc = exw_permits_renew(redis, name, lim->holder, s->lease_ms, rd->renew_ids,
-                                     rd->nrenew, -1, kept, &others, &redis_now, &eb);
+                                     rd->nrenew, -1, rd->kept, &others, &redis_now, &eb);
     }
     if (redis != NULL && rd->slots > 0) {
         rate_rc =
@@ -513,9 +517,7 @@ static void run_round_locked(struct limiter *lim, struct svc_limit *s, struct ro
         for (i = 0; i < rd->nrenew; i++) {
             struct permit *p = &s->permits[rd->renew[i]];
 
-            if (p->id != rd->renew_ids[i])
-                continue; /* not possible: only this thread gives permits back */
-            if (kept[i]) {
+            if (rd->kept[i]) {
                 p->valid_until = renew_sent + s->lease_ms;
             } else if (p->in_use) {
                 p->lost = 1; /* dropped when its request ends */
@@ -545,7 +547,6 @@ static void run_round_locked(struct limiter *lim, struct svc_limit *s, struct ro
         s->rate_after_us = exw_mono_us() + DOWN_RETRY_MS * 1000;
     }
     pthread_cond_broadcast(&lim->granted);
-    free(kept);
 }
 
 /* Frees the ids @rd gave back. */
@@ -583,6 +584,7 @@ static void *limiter_main(void *arg)
     rd.release = exw_xcalloc(lim->nplaces, sizeof(*rd.release));
     rd.renew = exw_xcalloc(lim->nplaces, sizeof(*rd.renew));
     rd.renew_ids = exw_xcalloc(lim->nplaces, sizeof(*rd.renew_ids));
+    rd.kept = exw_xcalloc(lim->nplaces, sizeof(*rd.kept));
     exw_mutex_lock(&lim->mu);
     while (!last) {
         int64_t next = exw_mono_ms() + RENEW_EVERY_MS;
@@ -607,6 +609,7 @@ static void *limiter_main(void *arg)
     free(rd.release);
     free(rd.renew);
     free(rd.renew_ids);
+    free(rd.kept);
     return NULL;
 }
 
@@ -614,13 +617,9 @@ static void *limiter_main(void *arg)
  * takes its dead self's permits for its own. */
 static void holder_token(char out[17], uint64_t *seed)
 {
-    FILE *f = fopen("/dev/urandom", "rb");
-    uint64_t x = 0;
+    uint64_t x;
 
-    if (f == NULL || fread(&x, sizeof(x), 1, f) != 1)
-        x = ((uint64_t)exw_wall_ms() << 20) ^ (uint64_t)exw_mono_us() ^ (uint64_t)(uintptr_t)out;
-    if (f != NULL)
-        fclose(f);
+    exw_random_bytes(&x, sizeof(x));
     snprintf(out, 17, "%016llx", (unsigned long long)x);
     *seed = x ? x : 1;
 }

@@ -37,7 +37,6 @@
 
 #define BACKOFF_BASE_MS 100
 #define BACKOFF_CAP_MS 5000
-#define RESPONSE_MAX_DEPTH 512 /* as cells.c reads a response */
 
 void *exw_lookup_thread_init(unsigned idx, void *ud)
 {
@@ -307,22 +306,28 @@ static void run_lookup(struct exw_task *task, void *thread_ctx)
         goto out;
     }
     body = resp.body.data ? resp.body.data : "";
-    e->cells =
-        exw_xcalloc(l->job->nlookup_columns ? l->job->nlookup_columns : 1, sizeof(*e->cells));
-    if (exw_job_lookup_cells(l->job, body, resp.body.len, e->cells, &eb) != EXW_OK) {
-        free(e->cells);
-        e->cells = NULL;
-        lookup_fail(e, "%s", eb.msg);
-        /* A JSON answer is a hit whatever this job's columns make of it. */
-        if (l->use_cache && exw_json_check(body, resp.body.len, RESPONSE_MAX_DEPTH, &eb) == EXW_OK)
-            lookup_stage_offer(l, e->key, body, resp.body.len);
-    } else {
+    /* A JSON answer is a hit whatever this job's columns make of it. */
+    if (lookup_fill(l, e, body, resp.body.len) ||
+        (l->use_cache && exw_json_check(body, resp.body.len, EXW_LOOKUP_MAX_DEPTH, &eb) == EXW_OK))
         lookup_stage_offer(l, e->key, body, resp.body.len);
-    }
 out:
     free(url);
     exw_http_response_cleanup(&resp);
     exw_metrics_gauge_add(t->metrics, EXW_GAUGE_POOL_BUSY, -1);
+}
+
+int lookup_fill(struct lookups *l, struct lookup_entry *e, const char *body, size_t len)
+{
+    struct exw_errbuf eb;
+
+    e->cells =
+        exw_xcalloc(l->job->nlookup_columns ? l->job->nlookup_columns : 1, sizeof(*e->cells));
+    if (exw_job_lookup_cells(l->job, body, len, e->cells, &eb) == EXW_OK)
+        return 1;
+    free(e->cells);
+    e->cells = NULL;
+    lookup_fail(e, "%s", eb.msg);
+    return 0;
 }
 
 void lookup_finish(struct lookups *l, struct lookup_entry **es, size_t n, int submitted, exw_err rc)

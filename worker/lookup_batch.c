@@ -20,7 +20,6 @@
 #include "exw/log.h"
 #include "lookup_int.h"
 
-#define ANSWER_MAX_DEPTH 513          /* a single answer's 512, one level down */
 #define ANSWER_MAX_BYTES (256u << 20) /* whatever EXPORT_MAX_RESPONSE_BYTES times the keys */
 
 struct batch_task {
@@ -80,7 +79,6 @@ static int compare_keyed(const void *a, const void *b)
 static void read_answer(struct batch_task *bt, const char *body, size_t len)
 {
     struct lookups *l = bt->owner;
-    size_t ncells = l->job->nlookup_columns ? l->job->nlookup_columns : 1;
     struct keyed *sorted = exw_xcalloc(bt->n, sizeof(*sorted));
     size_t *order = exw_xcalloc(bt->n, sizeof(*order));
     struct exw_json_value root, name, value;
@@ -90,7 +88,8 @@ static void read_answer(struct batch_task *bt, const char *body, size_t len)
     size_t cap = 0, i;
     char why[512];
 
-    if (exw_json_check(body, len, ANSWER_MAX_DEPTH, &eb) != EXW_OK) {
+    /* Each member is an answer, one level down. */
+    if (exw_json_check(body, len, EXW_LOOKUP_MAX_DEPTH + 1, &eb) != EXW_OK) {
         snprintf(why, sizeof(why), "the batch answer of service %s is not JSON (%.150s)",
                  l->svc->name, eb.msg);
         fail_rest(bt, why);
@@ -128,12 +127,7 @@ static void read_answer(struct batch_task *bt, const char *body, size_t len)
         e = bt->es[at];
         if (e->cells != NULL || e->error != NULL)
             continue; /* the first member of a name wins */
-        e->cells = exw_xcalloc(ncells, sizeof(*e->cells));
-        if (exw_job_lookup_cells(l->job, value.text, value.len, e->cells, &eb) != EXW_OK) {
-            free(e->cells);
-            e->cells = NULL;
-            lookup_fail(e, "%s", eb.msg);
-        }
+        lookup_fill(l, e, value.text, value.len);
         lookup_stage_offer(l, e->key, value.text, value.len);
     }
     snprintf(why, sizeof(why), "missing from the batch answer of service %s", l->svc->name);

@@ -99,6 +99,11 @@ struct lookup_thread {
 /* lookup.c: sets @e's error from a printf format. Thread: the one that owns @e. */
 void lookup_fail(struct lookup_entry *e, const char *fmt, ...) EXW_PRINTF(2, 3);
 
+/* lookup.c: fills @e's cells from the answer @body (@len bytes), or fails @e
+ * with the reason it cannot. Returns whether the cells were filled. Thread:
+ * the one that owns @e. */
+int lookup_fill(struct lookups *l, struct lookup_entry *e, const char *body, size_t len);
+
 /* lookup.c: whether the job's lookups must stop (abort flag or deadline), as an
  * exw_http_abort_fn of @ud, the struct lookups. Thread: any. */
 int lookup_should_abort(void *ud);

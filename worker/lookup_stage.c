@@ -33,7 +33,6 @@
 #include "lookup_int.h"
 
 #define CACHE_WINDOW 100           /* keys per MGET */
-#define CACHE_MAX_DEPTH 512        /* as cells.c reads a response */
 #define PUT_BATCH 64               /* answers per write */
 #define PUT_BATCH_BYTES (1u << 20) /* bytes per write, past its first answer */
 #define PUT_QUEUE_BYTES (8u << 20) /* queued beyond this, an answer is not cached */
@@ -159,18 +158,12 @@ void lookup_stage_cleanup(struct lookups *l)
  * answer a request could have given: a miss. */
 static int use_entry(struct lookups *l, struct lookup_entry *e, const char *body, size_t len)
 {
-    size_t ncells = l->job->nlookup_columns ? l->job->nlookup_columns : 1;
     struct exw_errbuf eb;
 
     if (len > (size_t)l->svc->cache_max_bytes ||
-        exw_json_check(body, len, CACHE_MAX_DEPTH, &eb) != EXW_OK)
+        exw_json_check(body, len, EXW_LOOKUP_MAX_DEPTH, &eb) != EXW_OK)
         return 0;
-    e->cells = exw_xcalloc(ncells, sizeof(*e->cells));
-    if (exw_job_lookup_cells(l->job, body, len, e->cells, &eb) != EXW_OK) {
-        free(e->cells);
-        e->cells = NULL;
-        lookup_fail(e, "%s", eb.msg);
-    }
+    lookup_fill(l, e, body, len);
     e->staged = 0;
     e->reached = 1; /* looked up, without a request */
     exw_mutex_lock(&l->mu);
@@ -230,8 +223,7 @@ static void send_on(struct lookups *l, int all)
     if (atomic_load(&l->abort))
         return; /* the job has ended: nothing more is asked */
     if (l->use_cache)
-        check_cache(l);
-    l->nchecked = l->nstage;
+        check_cache(l); /* then every key on the stage is checked */
     while (l->nchecked - sent >= batch || (all && sent < l->nchecked)) {
         size_t n = l->nchecked - sent < batch ? l->nchecked - sent : batch;
 

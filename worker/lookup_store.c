@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exw/digest.h"
 #include "lookup_store.h"
 
 #define REC_CHUNK 4096u
@@ -125,39 +126,13 @@ void exw_lookup_siphash128(const unsigned char key[16], const void *data, size_t
     out[1] = v[0] ^ v[1] ^ v[2] ^ v[3];
 }
 
-/* 16 bytes from /dev/urandom or, failing that, from the clock and addresses:
- * then keys can still be told apart, only no longer against a foe. */
-static void random_key(unsigned char out[16], const void *salt)
-{
-    struct timespec ts;
-    ssize_t got = -1;
-    uint64_t x;
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    int i;
-
-    if (fd >= 0) {
-        got = read(fd, out, 16);
-        close(fd);
-    }
-    if (got == 16)
-        return;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)(uintptr_t)salt;
-    for (i = 0; i < 16; i++) {
-        x += 0x9e3779b97f4a7c15ull; /* splitmix64 */
-        x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-        x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-        out[i] = (unsigned char)(x ^ (x >> 31));
-    }
-}
-
 /* ---- The index ---- */
 
 struct lookup_store *exw_lookup_store_new(const char *tmpdir)
 {
     struct lookup_store *s = exw_xcalloc(1, sizeof(*s));
 
-    random_key(s->sipkey, s);
+    exw_random_bytes(s->sipkey, sizeof(s->sipkey));
     s->tmpdir = tmpdir;
     s->fd = -1;
     s->cap = TABLE_MIN;

@@ -54,9 +54,12 @@ EXW_MUST_CHECK exw_err exw_job_row_cells(const struct exw_job *job, const struct
                                          size_t index, const struct exw_cell *lookup,
                                          struct exw_cell *cells, struct exw_errbuf *eb);
 
+/* How deep a lookup response may nest. */
+#define EXW_LOOKUP_MAX_DEPTH 512
+
 /* Turns a lookup response body into the lookup cells of one key (@out has
  * job->nlookup_columns, each owning its text: free with exw_cells_cleanup).
- * The body is checked (nesting up to 512 levels) and read in place: no tree is
+ * The body is checked (nesting up to EXW_LOOKUP_MAX_DEPTH levels) and read in place: no tree is
  * built, and each lookup column costs one walk over the values before the
  * one it names. A body that is not JSON, or a value of the wrong type, is
  * EXW_EJSON with the cause; a pointer to nothing or null gives an empty cell.

@@ -66,10 +66,6 @@ void exw_redis_set_names(struct exw_redis *rd, const char *prefix, const char *w
  * Thread: owner. */
 void exw_redis_set_cluster(struct exw_redis *rd, int slot);
 
-/* Whether the server is a Redis Cluster node (as found at connect).
- * Thread: owner. */
-int exw_redis_is_cluster(const struct exw_redis *rd);
-
 /* "host:port" of the server talked to now (it changes with MOVED); "" on a
  * unix socket. Thread: owner. */
 const char *exw_redis_node(const struct exw_redis *rd);

@@ -14,7 +14,7 @@ import time
 
 import redis
 
-from harness import _die_with_parent, free_port, read_text
+from harness import _die_with_parent, free_port, read_text, stop_process
 
 SERVER = shutil.which("redis-server", path="/usr/bin:/usr/sbin:/bin") or "redis-server"
 CLI = shutil.which("redis-cli", path="/usr/bin:/usr/sbin:/bin") or "redis-cli"
@@ -65,13 +65,7 @@ class Proc:
         self.proc.wait()
 
     def stop(self):
-        if self.running():
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)
         self._log.close()
 
     def log(self):

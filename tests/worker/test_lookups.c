@@ -664,6 +664,27 @@ static void key_of(int i, char *out, size_t n)
     snprintf(out, n, i % 10 == 3 ? "bad-%d" : "key-%d", i);
 }
 
+/* Rows in a window of 8: each of @n keys asked for as its row comes in
+ * (handles in @e), then written (waited for, checked, released) as the
+ * window moves on. */
+static void run_window(struct lookups *l, struct lookup_entry **e, int n)
+{
+    char key[32];
+    int i;
+
+    for (i = 0; i < n + 8; i++) {
+        if (i < n) {
+            key_of(i, key, sizeof(key));
+            e[i] = exw_lookups_request(l, key);
+        }
+        if (i >= 8) {
+            key_of(i - 8, key, sizeof(key));
+            expect_entry(l, e[i - 8], key);
+            exw_lookups_release(l, e[i - 8]);
+        }
+    }
+}
+
 static void test_cycle(void **state)
 {
     enum { N = 60 };
@@ -675,19 +696,7 @@ static void test_cycle(void **state)
     char key[32];
     int i, pass;
 
-    /* Rows in a window of 8: each key asked for as its row comes in, written
-     * (waited for, released) as the window moves on. */
-    for (i = 0; i < N + 8; i++) {
-        if (i < N) {
-            key_of(i, key, sizeof(key));
-            e[i] = exw_lookups_request(l, key);
-        }
-        if (i >= 8) {
-            key_of(i - 8, key, sizeof(key));
-            expect_entry(l, e[i - 8], key);
-            exw_lookups_release(l, e[i - 8]);
-        }
-    }
+    run_window(l, e, N);
     exw_lookups_mem(l, &m);
     assert_int_equal(m.cached, 4);
     assert_int_equal(m.live, 4);
@@ -749,17 +758,7 @@ static void test_cycle_batched(void **state)
     f->svc.batch_url = batch_url;
     f->svc.batch_max = BATCH;
     l = exw_lookups_new(f->pool, f->job, &f->svc, &f->cfg, INT64_MAX / 2);
-    for (i = 0; i < N + 8; i++) {
-        if (i < N) {
-            key_of(i, key, sizeof(key));
-            e[i] = exw_lookups_request(l, key);
-        }
-        if (i >= 8) {
-            key_of(i - 8, key, sizeof(key));
-            expect_entry(l, e[i - 8], key);
-            exw_lookups_release(l, e[i - 8]);
-        }
-    }
+    run_window(l, e, N);
     exw_lookups_counts(l, &lc);
     assert_int_equal(lc.total, N);
     assert_int_equal(lc.done, N);
