@@ -10,7 +10,7 @@
  * exw_http_resolve puts a service's name in the shared cache before the first
  * job, so the pool's first requests find it there.
  *
- * Every transfer sets CURLOPT_QUICK_EXIT: by default a transfer that times out
+ * Every handle sets CURLOPT_QUICK_EXIT: by default a transfer that times out
  * while its name is being resolved waits for the resolver thread to finish,
  * however long the resolver stalls, so a 5 s timeout could take 40 s. With it
  * the resolver thread is left to end (and free itself) on its own. */
@@ -26,6 +26,7 @@
 
 struct exw_http {
     CURL *curl;
+    char *ca_file; /* the handle's CURLOPT_CAINFO, NULL for curl's default */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -87,6 +88,44 @@ void exw_http_global_cleanup(void)
     curl_global_cleanup();
 }
 
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud);
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud);
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port);
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow);
+
+/* The options every request of @h shares, set once per handle rather than
+ * per request: curl_easy_reset and two dozen options cost a lookup about a
+ * tenth of its instructions. Every option below either cannot fail or fails
+ * only for lack of memory, which curl_easy_perform then reports. */
+static void set_common(struct exw_http *h)
+{
+    CURL *c = h->curl;
+
+    curl_easy_setopt(c, CURLOPT_SHARE, share);
+    curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    /* A key of "." or ".." stays one path segment, as the protocol says. */
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    /* Counts each time the request goes out (curl's own resend included). */
+    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+    /* Certificates are always verified (curl's default, kept explicit). */
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (h->ca_file != NULL)
+        curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+}
+
 exw_err exw_http_new(struct exw_http **out, struct exw_errbuf *eb)
 {
     struct exw_http *h = exw_xcalloc(1, sizeof(*h));
@@ -97,6 +136,8 @@ exw_err exw_http_new(struct exw_http **out, struct exw_errbuf *eb)
         rc = exw_errbuf_set(eb, EXW_ENOMEM, "curl_easy_init failed");
         free(h);
         h = NULL;
+    } else {
+        set_common(h);
     }
     *out = h;
     return rc;
@@ -107,6 +148,7 @@ void exw_http_free(struct exw_http *h)
     if (h == NULL)
         return;
     curl_easy_cleanup(h->curl);
+    free(h->ca_file);
     free(h);
 }
 
@@ -160,17 +202,19 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
-/* Counts the requests that actually went out, curl's own resend included. */
-static int on_debug(CURL *c, curl_infotype type, char *data, size_t size, void *ud)
+/* Called as each request is about to go out on its connection, new or
+ * reused: so curl's own resend on a fresh connection is counted too. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
 {
     struct transfer *tr = ud;
 
-    (void)c;
-    if (type == CURLINFO_HEADER_OUT && size >= 4 && memcmp(data, "GET ", 4) == 0) {
-        tr->resp->sent++;
-        tr->resp->last_sent_us = exw_mono_us();
-    }
-    return 0;
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    tr->resp->sent++;
+    tr->resp->last_sent_us = exw_mono_us();
+    return CURL_PREREQFUNC_OK;
 }
 
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
@@ -223,8 +267,16 @@ exw_err exw_http_get(struct exw_http *h, const struct exw_http_request *req,
     resp->sent = 0;
     resp->last_sent_us = 0;
     exw_buf_reset(&resp->body);
-    curl_easy_reset(c);
     h->errbuf[0] = '\0';
+    /* A handle keeps its CA file: one that differs (in practice never, as
+     * the whole worker has one) starts the handle's options over. */
+    if ((req->ca_file == NULL) != (h->ca_file == NULL) ||
+        (req->ca_file != NULL && strcmp(req->ca_file, h->ca_file) != 0)) {
+        free(h->ca_file);
+        h->ca_file = req->ca_file ? exw_xstrdup(req->ca_file) : NULL;
+        curl_easy_reset(c);
+        set_common(h);
+    }
     if (req->auth != NULL) {
         size_t len = strlen(req->auth) + sizeof("Authorization: ");
 
@@ -236,43 +288,18 @@ exw_err exw_http_get(struct exw_http *h, const struct exw_http_request *req,
             goto out;
         }
     }
-    /* Every option below either cannot fail or fails only for lack of memory,
-     * which curl_easy_perform then reports. */
-    curl_easy_setopt(c, CURLOPT_SHARE, share);
-    curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
+    /* What differs from one request to the next (set_common has the rest). */
     curl_easy_setopt(c, CURLOPT_URL, req->url);
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    /* A key of "." or ".." stays one path segment, as the protocol says. */
-    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, req->timeout_ms);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &tr);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &tr);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_PREREQDATA, &tr);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &tr);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, req->fresh_connect ? 1L : 0L);
-    /* Verbose output goes to on_debug only, never to stderr. */
-    curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, on_debug);
-    curl_easy_setopt(c, CURLOPT_DEBUGDATA, &tr);
-    curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
-    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-    /* Certificates are always verified (curl's default, kept explicit). */
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (req->ca_file != NULL)
-        curl_easy_setopt(c, CURLOPT_CAINFO, req->ca_file);
-    if (req->max_body > 0)
-        curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body);
-    if (headers != NULL)
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+                     (curl_off_t)(req->max_body > 0 ? req->max_body : 0));
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 
     cc = curl_easy_perform(c);
     if (cc == CURLE_FILESIZE_EXCEEDED) {
