@@ -161,31 +161,37 @@ exw_err exw_queue_length(struct exw_redis *rd, long long *out, struct exw_errbuf
     return rc;
 }
 
-exw_err exw_queue_rows_len(struct exw_redis *rd, const char *key, long long *out,
-                           struct exw_errbuf *eb)
+exw_err exw_queue_rows_len(struct exw_redis *rd, const char *key, long long measure_max,
+                           long long *len, long long *bytes, struct exw_errbuf *eb)
 {
+    const struct exw_reply *kind;
     struct exw_reply *r;
     struct exw_cmd c;
     exw_err rc;
 
-    *out = 0;
+    *len = 0;
+    *bytes = -1;
     exw_cmd_init(&c);
-    exw_cmd_add(&c, "TYPE");
+    exw_cmd_script(&c, &exw_lua_rows_len, 1);
     exw_cmd_add(&c, key);
-    rc = exw_redis_run(rd, &c, "TYPE", &r, eb);
+    exw_cmd_addf(&c, "%lld", measure_max);
+    rc = exw_redis_run(rd, &c, "reading the length of rows_key", &r, eb);
     if (rc != EXW_OK)
         return rc;
-    if (exw_reply_is(r, "none"))
+    kind = exw_reply_at(r, 0);
+    if (kind == NULL)
+        rc = exw_errbuf_set(eb, EXW_EREPLY, "reading the length of rows_key: unexpected reply");
+    else if (exw_reply_is(kind, "none"))
         rc = exw_errbuf_set(eb, EXW_EREPLY, "the list does not exist");
-    else if (!exw_reply_is(r, "list"))
+    else if (!exw_reply_is(kind, "list") || exw_reply_count(r) != 3)
         rc = exw_errbuf_set(eb, EXW_EREPLY, "the key is a %s, not a list",
-                            exw_reply_string(r, NULL) ? exw_reply_string(r, NULL) : "?");
+                            exw_reply_string(kind, NULL) ? exw_reply_string(kind, NULL) : "?");
+    if (rc == EXW_OK) {
+        *len = exw_reply_integer(exw_reply_at(r, 1));
+        *bytes = exw_reply_integer(exw_reply_at(r, 2));
+    }
     exw_reply_free(r);
-    if (rc != EXW_OK)
-        return rc;
-    exw_cmd_add(&c, "LLEN");
-    exw_cmd_add(&c, key);
-    return exw_redis_run_int(rd, &c, "LLEN", out, eb);
+    return rc;
 }
 
 exw_err exw_queue_rows(struct exw_redis *rd, const char *key, long long start, long long stop,

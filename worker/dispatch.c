@@ -130,6 +130,7 @@ static void *slot_main(void *arg)
     }
     exw_mutex_unlock(&w->mu);
     exw_conn_cleanup(&s->conn);
+    exw_conn_cleanup(&s->rows);
     return NULL;
 }
 
@@ -173,6 +174,7 @@ exw_err exw_dispatch_start(struct worker *w, struct exw_errbuf *eb)
         s->w = w;
         s->idx = i;
         exw_conn_init(&s->conn, w->cfg, w->metrics, "job", 5000);
+        exw_conn_init(&s->rows, w->cfg, w->metrics, "rows", 5000);
         if (exw_cond_init_mono(&s->wake) != 0) {
             exw_conn_cleanup(&s->conn);
             stop_slots(w);

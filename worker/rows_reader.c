@@ -4,8 +4,11 @@
  * about a third of writing them. On a machine with a second core that work
  * can run beside the writer: a reader thread, with a Redis connection of its
  * own, fills one of two batches of parsed rows while the job's thread writes
- * the other. The reader is never more than two batches ahead, so memory
- * stays bounded by the batches, not by the list.
+ * the other. The connection belongs to the job's slot and stays open from one
+ * job to the next (a small job would otherwise spend more on connecting than
+ * on its rows); only the reader uses it while it runs. The reader is never
+ * more than two batches ahead, so memory stays bounded by the batches, not by
+ * the list.
  *
  * A job with lookups takes the parsed rows into its row window one by one
  * (its lookups start there, and its cells are typed as they are written). A
@@ -54,11 +57,13 @@ struct rows_reader {
     /* Read-only while the thread runs: */
     const struct exw_job *job;
     const struct exw_config *cfg;
-    struct exw_metrics *metrics;
+    struct conn *conn; /* the slot's, the reader thread's until joined */
     long long total;
-    int typed;         /* the rows' cells are typed here (a job without lookups) */
-    size_t ncols;      /* the job's columns */
-    size_t batch_rows; /* rows in a full batch */
+    long long bytes_max; /* with a workbook in memory: the list's bytes at the start; else -1 */
+    long long bytes;     /* the reader thread: the bytes of the rows read so far */
+    int typed;           /* the rows' cells are typed here (a job without lookups) */
+    size_t ncols;        /* the job's columns */
+    size_t batch_rows;   /* rows in a full batch */
     pthread_t tid;
     struct exw_mutex mu;
     pthread_cond_t changed; /* on CLOCK_MONOTONIC; a batch filled or emptied, or a stop */
@@ -87,6 +92,16 @@ static exw_err keep_row(const char *data, size_t len, void *ud)
     struct exw_errbuf eb;
     struct exw_row *row;
 
+    /* A workbook built in memory was sized by the list's bytes at the start:
+     * a list that grew since cannot make it any larger. */
+    rr->bytes += (long long)len;
+    if (rr->bytes_max >= 0 && rr->bytes > rr->bytes_max) {
+        snprintf(f->msg, sizeof(f->msg),
+                 "rows_key: the list %s changed while the job ran (its rows passed the %lld bytes "
+                 "they had at the start)",
+                 rr->job->rows_key, rr->bytes_max);
+        return EXW_EJSON;
+    }
     if (exw_row_parse(rr->job, data, len, index, &row, &eb) != EXW_OK) {
         snprintf(f->msg, sizeof(f->msg), "%s", eb.msg);
         return EXW_EJSON;
@@ -153,6 +168,13 @@ static int read_batch(struct rows_reader *rr, struct conn *conn, struct batch *b
     if (rd != NULL)
         rc = exw_queue_rows(rd, key, rr->next, last, (size_t)rr->cfg->max_row_bytes, keep_row, &f,
                             &too_long, &eb);
+    /* The connection is kept between jobs, so it may have died unnoticed
+     * since (a Redis restart): a read is safe to send again, once, on a new
+     * one, rather than losing the job for a connection it never used. */
+    if (rd != NULL && rc == EXW_EREDIS && b->n == 0 && exw_redis_broken(rd) &&
+        (rd = exw_conn_get(conn)) != NULL)
+        rc = exw_queue_rows(rd, key, rr->next, last, (size_t)rr->cfg->max_row_bytes, keep_row, &f,
+                            &too_long, &eb);
     exw_mutex_lock(&rr->mu);
     if (rd == NULL)
         fail_locked(rr, OUT_LOST, NULL, "Redis unreachable while reading rows");
@@ -186,11 +208,9 @@ static int read_batch(struct rows_reader *rr, struct conn *conn, struct batch *b
 static void *reader_main(void *arg)
 {
     struct rows_reader *rr = arg;
-    struct conn conn;
     unsigned fill = 0;
 
     exw_log_set_thread("rows");
-    exw_conn_init(&conn, rr->cfg, rr->metrics, "rows", 5000);
     for (;;) {
         struct batch *b = &rr->batch[fill];
         int go;
@@ -200,11 +220,10 @@ static void *reader_main(void *arg)
             pthread_cond_wait(&rr->changed, &rr->mu.m);
         go = !rr->stop && !rr->ended;
         exw_mutex_unlock(&rr->mu);
-        if (!go || !read_batch(rr, &conn, b))
+        if (!go || !read_batch(rr, rr->conn, b))
             break;
         fill ^= 1u;
     }
-    exw_conn_cleanup(&conn);
     return NULL;
 }
 
@@ -215,7 +234,8 @@ struct rows_reader *rows_reader_start(const struct run *r, int typed)
 
     rr->job = r->job;
     rr->cfg = r->w->cfg;
-    rr->metrics = r->w->metrics;
+    rr->conn = &r->slot->rows;
+    rr->bytes_max = r->in_memory ? r->rows_bytes : -1;
     rr->total = r->rows_total;
     rr->ended = rr->total <= 0;
     rr->typed = typed;
@@ -223,6 +243,9 @@ struct rows_reader *rows_reader_start(const struct run *r, int typed)
     rr->batch_rows = READ_ROWS;
     if (typed && rr->ncols > 0 && READ_CELLS / rr->ncols < READ_ROWS)
         rr->batch_rows = READ_CELLS / rr->ncols > 0 ? READ_CELLS / rr->ncols : 1;
+    /* A short list needs no more room than its rows. */
+    if (rr->total > 0 && (size_t)rr->total < rr->batch_rows)
+        rr->batch_rows = (size_t)rr->total;
     for (i = 0; i < 2; i++) {
         rr->batch[i].rows = exw_xcalloc(rr->batch_rows, sizeof(*rr->batch[i].rows));
         if (typed)

@@ -59,6 +59,7 @@ struct run {
     int last_progress;
     long attempt; /* this run's start, as the status says while it owns the job; 0 before */
     long long rows_total;
+    long long rows_bytes; /* a rows_key list's elements together, -1 unless measured */
     long long rows_read;
     long long rows_written;
     struct pending *window; /* a ring of cfg->batch_rows */
@@ -91,6 +92,11 @@ void run_set_outcome(struct run *r, enum outcome o, const char *code, const char
  * every few hundred ms, or now with @force. Returns nonzero once the outcome
  * is decided. */
 int run_check(struct run *r, int force_progress);
+
+/* workbook.c: the most rows @job's workbook may have to be built in memory
+ * (its rows' bytes decide the rest): a rows_key list that short is measured
+ * as the job starts. */
+long long run_memory_rows(const struct exw_job *job);
 
 /* workbook.c: writes every row into the workbook, packs it, and uploads it;
  * on return either the result is uploaded or the outcome is decided. */

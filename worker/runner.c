@@ -592,7 +592,8 @@ static int prepare(struct run *r, const struct exw_limits *lim)
         run_set_outcome(r, OUT_LOST, NULL, "Redis unreachable reading rows_key");
         return 0;
     }
-    switch (exw_queue_rows_len(rd, r->job->rows_key, &r->rows_total, &eb)) {
+    switch (exw_queue_rows_len(rd, r->job->rows_key, run_memory_rows(r->job), &r->rows_total,
+                               &r->rows_bytes, &eb)) {
     case EXW_OK:
         break;
     case EXW_EREPLY:
@@ -646,6 +647,7 @@ enum run_result exw_run_job(struct slot *s, const char *doc, size_t len, int64_t
                     .doc = doc,
                     .doc_len = len,
                     .last_progress = -1,
+                    .rows_bytes = -1,
                     .fd = -1};
     struct exw_limits lim;
     enum exw_job_verdict verdict;

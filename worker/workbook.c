@@ -180,14 +180,22 @@ static void remove_scratch(int at, const char *name)
     unlinkat(at, name, AT_REMOVEDIR);
 }
 
-/* Whether the workbook is small enough to build in memory (MEMORY_BOOK_BYTES). */
+long long run_memory_rows(const struct exw_job *job)
+{
+    return PACK_INLINE_CELLS / (long long)(job->ncolumns ? job->ncolumns : 1);
+}
+
+/* Whether the workbook is small enough to build in memory (MEMORY_BOOK_BYTES):
+ * the text its rows can hold is the inline document's, or the rows_key
+ * list's as measured at the start (the reader fails the job if it grows). */
 static int fits_in_memory(const struct run *r)
 {
     const struct exw_job *job = r->job;
-    double text = (double)r->doc_len + (double)r->rows_total * (double)job->nlookup_columns * 4.0 *
-                                           (double)job->limits.max_string_chars;
+    double text = (double)r->doc_len + (job->rows_key ? (double)r->rows_bytes : 0.0) +
+                  (double)r->rows_total * (double)job->nlookup_columns * 4.0 *
+                      (double)job->limits.max_string_chars;
 
-    return job->rows_key == NULL && r->rows_total * (long long)job->ncolumns <= PACK_INLINE_CELLS &&
+    return (job->rows_key == NULL || r->rows_bytes >= 0) && r->rows_total <= run_memory_rows(job) &&
            text <= MEMORY_BOOK_BYTES;
 }
 

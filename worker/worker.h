@@ -213,6 +213,7 @@ struct slot {
     unsigned idx;
     pthread_t tid;
     struct conn conn;    /* Thread: the slot's own */
+    struct conn rows;    /* Thread: its job's rows reader while one runs (rows_reader.c) */
     pthread_cond_t wake; /* signalled (with w->mu) when work is handed over or on quitting */
     /* guarded by w->mu: */
     int busy;       /* work handed over, result not yet collected */

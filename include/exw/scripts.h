@@ -34,6 +34,7 @@ extern const struct exw_script exw_lua_release;        /* queue.c */
 extern const struct exw_script exw_lua_requeue;        /* queue.c */
 extern const struct exw_script exw_lua_revive;         /* admin.c */
 extern const struct exw_script exw_lua_rows;           /* queue.c */
+extern const struct exw_script exw_lua_rows_len;       /* queue.c */
 extern const struct exw_script exw_lua_start;          /* status.c */
 extern const struct exw_script exw_lua_upload;         /* result.c */
 

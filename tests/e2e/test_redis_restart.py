@@ -15,6 +15,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import RobustTest, lookup_job_doc  # noqa: E402
 
+import json  # noqa: E402
+
 JOBS = 40
 # Lines about losing Redis: the main connection's "Redis unreachable", the
 # heartbeat's "renewal failed", and whatever else mentions the trouble.
@@ -137,6 +139,31 @@ class RedisRestart(RobustTest):
             self.wait_until("worker %s registered again" % w.id,
                             lambda: self.r.sismember(self.key("workers"), w.id)
                             and self.r.exists(self.key("worker", w.id)), timeout=8)
+
+    def test_restart_between_rows_key_jobs(self):
+        # A job thread keeps its rows reader's connection from one rows_key
+        # job to the next. A restart in between leaves it dead without the
+        # worker knowing: the next job's read is sent again on a new one, and
+        # the job runs once, not once more after being lost.
+        server = self.use_own_redis()
+        mock = self.start_mock(latency_ms=5)
+        w = self.start_worker(mock, EXPORT_CONCURRENCY=1, EXPORT_LOG_FORMAT="text")
+
+        def run_from_list(n):
+            doc = lookup_job_doc("restart-rk-%d" % n, ["RK-%d-%d" % (n, i) for i in range(30)])
+            rows_key = self.key("rows", doc["id"])
+            self.r.rpush(rows_key, *[json.dumps(row) for row in doc["rows"]])
+            job = {k: v for k, v in doc.items() if k != "rows"}
+            st = self.run_job(dict(job, rows_key=rows_key), timeout=30)
+            self.assert_workbook(st, doc)
+            return st
+
+        run_from_list(0)
+        server.shutdown()
+        server.start()
+        st = run_from_list(1)
+        self.assertEqual(st["attempts"], "1", st)
+        self.assertTrue(w.running(), "worker %s exited" % w.id)
 
 
 if __name__ == "__main__":

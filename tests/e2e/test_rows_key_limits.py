@@ -1,7 +1,8 @@
 """A rows_key list that breaks the rules fails the job with invalid_job
 naming what is wrong (PROTOCOL.md sections 2 and 4): an element longer than
 EXPORT_MAX_ROW_BYTES (default 1 MiB) names the row; a list that does not
-exist names the key. The list is deleted when the job ends, and the worker
+exist names the key; a short list (its workbook built in memory, sized by
+the list's bytes at the start) that grows while the job runs is named too. The list is deleted when the job ends, and the worker
 goes on with the next job."""
 
 import json
@@ -11,6 +12,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import RobustTest  # noqa: E402
+from resp_proxy import RespProxy, script  # noqa: E402
 
 COLUMNS = [{"header": "A", "field": "a"}, {"header": "N", "field": "n", "type": "integer"}]
 
@@ -62,6 +64,34 @@ class RowsKeyLimits(RobustTest):
         self.assert_queues_empty()
         self.assert_no_upload_leftovers()
         self.run_job({"id": "next", "columns": COLUMNS, "rows": [{"a": "z", "n": 1}]})
+        self.assertTrue(w.running())
+
+    def test_short_list_that_grows_while_the_job_runs(self):
+        # The list's bytes are measured as the job starts; its first read is
+        # held back by the proxy while an element grows 100-fold. The rows
+        # the workbook in memory was sized for cannot turn into more.
+        port = self.r.connection_pool.connection_kwargs["port"]
+        proxy = RespProxy(port)
+        self._at_end.append(proxy.stop)
+        held = proxy.delay(script("rows"), 1.5, times=1)
+        w = self.start_worker(EXPORT_REDIS_URL=proxy.url())
+        rows_key = self.key("rows", "grows")
+        self.r.rpush(rows_key, *[json.dumps({"a": "row %d" % i, "n": i}) for i in range(5)])
+        self.enqueue(self.job("grows", rows_key))
+        self.wait_until("the first read of the rows is held", lambda: held.hits, timeout=20)
+        self.r.lset(rows_key, 3, json.dumps({"a": "x" * 10000, "n": 3}))
+        st = self.wait_state("grows", timeout=30)
+        print("\n  error: %s" % st.get("error"))
+        self.assertEqual(st.get("state"), "failed", st)
+        self.assertEqual(st.get("error_code"), "invalid_job", st)
+        self.assertIn("changed while the job ran", st.get("error", ""))
+        self.assertIn(rows_key, st.get("error", ""))
+        self.assert_queues_empty()
+        self.assert_no_upload_leftovers()
+        self.assertEqual(self.r.exists(rows_key), 0, "the list outlived its job")
+        # A list left alone runs whole.
+        self.r.rpush(rows_key, *[json.dumps({"a": "row %d" % i, "n": i}) for i in range(5)])
+        self.run_job(self.job("grows-again", rows_key))
         self.assertTrue(w.running())
 
 
