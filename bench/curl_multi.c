@@ -8,14 +8,22 @@
  * keep theirs; bodies are thrown away unread; a request counts as ok when it
  * ends with status 200. No retries: the mock answers every request.
  *
+ * With --threads the same requests go out as the worker sends them instead:
+ * PARALLEL threads, each with one easy handle and blocking curl_easy_perform
+ * calls, taking the next key from a shared counter. That is the floor under
+ * the worker's design (a fixed pool of blocking calls), where the multi
+ * handle is the floor under the machine.
+ *
  * Prints one line of JSON on stdout, with the peak RSS of this process (VmHWM,
  * which starts afresh at exec):
  *   {"requests":N,"ok":N,"seconds":S,"per_second":R,"peak_rss_kib":K}
  * and exits 0 when every request was a 200, 1 otherwise, 2 on a usage error.
  *
- *   bench-curl-multi URL_TEMPLATE COUNT PARALLEL [KEY_PREFIX]
+ *   bench-curl-multi [--threads] URL_TEMPLATE COUNT PARALLEL [KEY_PREFIX]
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +42,15 @@ struct options {
     long count;
     long parallel;
     const char *prefix;
+    int threads; /* --threads: blocking calls on PARALLEL threads */
+};
+
+/* What the threads of --threads share. */
+struct blocking {
+    const struct options *o;
+    atomic_long next; /* the next key to send */
+    atomic_long ok;
+    atomic_int failed; /* a setup failure */
 };
 
 static size_t discard(char *data, size_t size, size_t n, void *ud)
@@ -134,19 +151,70 @@ static long run(const struct options *o, CURLM *m, CURL **handles)
     return ok;
 }
 
+/* One thread of --threads: blocking requests on its handle until no key is left. */
+static void *blocking_main(void *arg)
+{
+    struct blocking *b = arg;
+    CURL *e = new_handle();
+    long i;
+
+    if (e == NULL) {
+        atomic_store(&b->failed, 1);
+        return NULL;
+    }
+    while ((i = atomic_fetch_add(&b->next, 1)) < b->o->count) {
+        long status = 0;
+
+        if (set_url(e, b->o, i) != 0) {
+            atomic_store(&b->failed, 1);
+            break;
+        }
+        if (curl_easy_perform(e) == CURLE_OK &&
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200)
+            atomic_fetch_add(&b->ok, 1);
+    }
+    curl_easy_cleanup(e);
+    return NULL;
+}
+
+/* Runs every request on o->parallel threads; returns the number of 200s, or -1
+ * on a setup failure. */
+static long run_blocking(const struct options *o)
+{
+    struct blocking b = {.o = o};
+    pthread_t *tids = calloc((size_t)o->parallel, sizeof(*tids));
+    long started = 0;
+
+    if (tids == NULL)
+        return -1;
+    while (started < o->parallel && pthread_create(&tids[started], NULL, blocking_main, &b) == 0)
+        started++;
+    if (started < o->parallel)
+        atomic_store(&b.failed, 1);
+    for (long i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    free(tids);
+    return atomic_load(&b.failed) ? -1 : atomic_load(&b.ok);
+}
+
 int main(int argc, char **argv)
 {
-    struct options o = {NULL, 0, 0, "K"};
+    struct options o = {NULL, 0, 0, "K", 0};
     CURLM *m = NULL;
     CURL **handles = NULL;
     double t0, secs;
     long ok = -1;
     int rc = 1;
 
+    if (argc > 1 && strcmp(argv[1], "--threads") == 0) {
+        o.threads = 1;
+        argc--;
+        argv++;
+    }
     if (argc < 4 || argc > 5 || strstr(argv[1], "{key}") == NULL ||
         parse_count(argv[2], 1000000000L, &o.count) != 0 ||
         parse_count(argv[3], MAX_PARALLEL, &o.parallel) != 0) {
-        fprintf(stderr, "usage: " PROG " URL_TEMPLATE COUNT PARALLEL [KEY_PREFIX]\n"
+        fprintf(stderr, "usage: " PROG " [--threads] URL_TEMPLATE COUNT PARALLEL [KEY_PREFIX]\n"
                         "  URL_TEMPLATE holds {key}; COUNT >= 1; PARALLEL 1..4096\n");
         return 2;
     }
@@ -156,6 +224,12 @@ int main(int argc, char **argv)
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fputs(PROG ": curl_global_init failed\n", stderr);
         return 1;
+    }
+    if (o.threads) {
+        t0 = now_s();
+        ok = run_blocking(&o);
+        secs = now_s() - t0;
+        goto report;
     }
     m = curl_multi_init();
     handles = calloc((size_t)o.parallel, sizeof(*handles));
@@ -169,6 +243,7 @@ int main(int argc, char **argv)
     t0 = now_s();
     ok = run(&o, m, handles);
     secs = now_s() - t0;
+report:
     if (ok < 0) {
         fputs(PROG ": libcurl setup failed\n", stderr);
         goto out;

@@ -446,6 +446,7 @@ class Bench:
         try:
             tpl = self.template("keys", n)
             rates, refs, ratios, ref_rss, cpu, ref_cpu = [], [], [], [], [], []
+            blocking = []
             with Worker(self, "lookups", 32, 0) as w:
                 for run in range(self.args.runs):
                     doc = {"id": w.new_id(), "lookup": LOOKUP, "rows_key": w.rows_from(tpl),
@@ -458,6 +459,12 @@ class Bench:
                     _, ref = run_program([self.args.curl_multi,
                                           self.mock(0) + "/contract/?sn={key}", str(n), "32",
                                           "R"])
+                    # The same requests as 32 threads of blocking calls: the
+                    # floor under the worker's design, not under the machine.
+                    _, blk = run_program([self.args.curl_multi, "--threads",
+                                          self.mock(0) + "/contract/?sn={key}", str(n), "32",
+                                          "R"])
+                    blocking.append(blk["per_second"] / ref["per_second"])
                     rates.append(n / took)
                     refs.append(ref["per_second"])
                     ref_rss.append(ref["peak_rss_kib"])
@@ -469,7 +476,9 @@ class Bench:
             self.add("lookups", label, fmt_rate(med(rates), "keys"),
                      "curl-multi " + fmt_rate(med(refs), "req"), "%.2f" % med(ratios),
                      fmt_mib(hwm), "whole job, LPUSH to succeeded; CPU %.1f s vs %.1f s; "
-                     "curl-multi's RSS %s" % (med(cpu), med(ref_cpu), fmt_mib(max(ref_rss))))
+                     "curl-multi's RSS %s; 32 threads of blocking curl calls alone: %.2f of "
+                     "curl-multi" % (med(cpu), med(ref_cpu), fmt_mib(max(ref_rss)),
+                                     med(blocking)))
         except BenchError as e:
             self.fail("lookups", label, e)
 
