@@ -18,11 +18,14 @@
  *   Active    boolean  i % 3 == 0
  *
  * Nothing is read, parsed or stored: this is the floor under the worker's
- * rows-to-workbook path. Prints one line of JSON on stdout, with the peak RSS
- * of this process (VmHWM, which starts afresh at exec):
- *   {"rows":N,"seconds":S,"bytes":B,"peak_rss_kib":K}
+ * rows-to-workbook path. With --books N it writes N such workbooks, one after
+ * the other, over the same file: for small ones, the floor under a small
+ * job's workbook (the worker keeps a small workbook's files in memory; point
+ * OUTPUT and TMPDIR at a tmpfs to compare). Prints one line of JSON on stdout,
+ * with the peak RSS of this process (VmHWM, which starts afresh at exec):
+ *   {"rows":N,"books":N,"seconds":S,"bytes":B,"peak_rss_kib":K}
  *
- *   bench-xlsx-loop OUTPUT.xlsx ROWS [TMPDIR]
+ *   bench-xlsx-loop [--books N] OUTPUT.xlsx ROWS [TMPDIR]
  */
 #include <errno.h>
 #include <stdio.h>
@@ -68,7 +71,7 @@ static lxw_datetime date_of(long z)
 static lxw_error write_row(lxw_worksheet *ws, lxw_row_t row, long i, lxw_format *money,
                            lxw_format *pct, lxw_format *whole, lxw_format *date)
 {
-    char id[16], name[24];
+    char id[24], name[24];
     lxw_datetime signed_on = date_of(BASE_DAYS + i % 2000);
     lxw_datetime due = date_of(BASE_DAYS + i % 2000 + 30);
     lxw_error err;
@@ -97,30 +100,18 @@ static lxw_error write_row(lxw_worksheet *ws, lxw_row_t row, long i, lxw_format 
     return err;
 }
 
-int main(int argc, char **argv)
+/* Writes one workbook of @rows rows to @path; returns 0, or 1 after saying
+ * why on stderr. */
+static int write_book(const char *path, long rows, lxw_workbook_options *opts)
 {
-    lxw_workbook_options opts = {.constant_memory = LXW_TRUE, .use_zip64 = LXW_TRUE};
     lxw_workbook *wb;
     lxw_worksheet *ws;
     lxw_format *bold, *money, *pct, *whole, *date;
     lxw_error err = LXW_NO_ERROR;
-    struct stat st;
-    char *end = NULL;
-    double t0, secs;
-    long rows;
 
-    errno = 0;
-    rows = argc >= 3 ? strtol(argv[2], &end, 10) : 0;
-    if (argc < 3 || argc > 4 || errno != 0 || *end != '\0' || rows < 1 || rows > 1048575) {
-        fprintf(stderr, "usage: " PROG " OUTPUT.xlsx ROWS [TMPDIR]   (ROWS 1..1048575)\n");
-        return 2;
-    }
-    if (argc == 4)
-        opts.tmpdir = argv[3];
-    t0 = now_s();
-    wb = workbook_new_opt(argv[1], &opts);
+    wb = workbook_new_opt(path, opts);
     if (wb == NULL) {
-        fprintf(stderr, PROG ": cannot create %s\n", argv[1]);
+        fprintf(stderr, PROG ": cannot create %s\n", path);
         return 1;
     }
     ws = workbook_add_worksheet(wb, "Data");
@@ -153,12 +144,53 @@ int main(int argc, char **argv)
         return 1;
     }
     err = workbook_close(wb);
-    secs = now_s() - t0;
-    if (err != LXW_NO_ERROR || stat(argv[1], &st) != 0) {
-        fprintf(stderr, PROG ": closing %s: %s\n", argv[1], lxw_strerror(err));
+    if (err != LXW_NO_ERROR) {
+        fprintf(stderr, PROG ": closing %s: %s\n", path, lxw_strerror(err));
         return 1;
     }
-    printf("{\"rows\":%ld,\"seconds\":%.6f,\"bytes\":%lld,\"peak_rss_kib\":%ld}\n", rows, secs,
-           (long long)st.st_size, peak_rss_kib());
+    return 0;
+}
+
+static int parse_long(const char *s, long max, long *out)
+{
+    char *end = NULL;
+
+    errno = 0;
+    *out = strtol(s, &end, 10);
+    return errno == 0 && end != s && *end == '\0' && *out >= 1 && *out <= max ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    lxw_workbook_options opts = {.constant_memory = LXW_TRUE, .use_zip64 = LXW_TRUE};
+    struct stat st;
+    double t0, secs;
+    long rows, books = 1;
+
+    if (argc > 2 && strcmp(argv[1], "--books") == 0) {
+        if (parse_long(argv[2], 100000000L, &books) != 0)
+            argc = 0; /* usage */
+        argc -= 2;
+        argv += 2;
+    }
+    if (argc < 3 || argc > 4 || parse_long(argv[2], 1048575L, &rows) != 0) {
+        fprintf(stderr, "usage: " PROG " [--books N] OUTPUT.xlsx ROWS [TMPDIR]   (ROWS "
+                        "1..1048575)\n");
+        return 2;
+    }
+    if (argc == 4)
+        opts.tmpdir = argv[3];
+    t0 = now_s();
+    for (long b = 0; b < books; b++)
+        if (write_book(argv[1], rows, &opts) != 0)
+            return 1;
+    secs = now_s() - t0;
+    if (stat(argv[1], &st) != 0) {
+        fprintf(stderr, PROG ": %s: %s\n", argv[1], strerror(errno));
+        return 1;
+    }
+    printf("{\"rows\":%ld,\"books\":%ld,\"seconds\":%.6f,\"bytes\":%lld,"
+           "\"peak_rss_kib\":%ld}\n",
+           rows, books, secs, (long long)st.st_size, peak_rss_kib());
     return 0;
 }

@@ -162,7 +162,8 @@ exw_err exw_queue_length(struct exw_redis *rd, long long *out, struct exw_errbuf
 }
 
 exw_err exw_queue_rows_len(struct exw_redis *rd, const char *key, long long measure_max,
-                           long long *len, long long *bytes, struct exw_errbuf *eb)
+                           long long bytes_max, long long *len, long long *bytes,
+                           struct exw_errbuf *eb)
 {
     const struct exw_reply *kind;
     struct exw_reply *r;
@@ -175,6 +176,7 @@ exw_err exw_queue_rows_len(struct exw_redis *rd, const char *key, long long meas
     exw_cmd_script(&c, &exw_lua_rows_len, 1);
     exw_cmd_add(&c, key);
     exw_cmd_addf(&c, "%lld", measure_max);
+    exw_cmd_addf(&c, "%lld", bytes_max);
     rc = exw_redis_run(rd, &c, "reading the length of rows_key", &r, eb);
     if (rc != EXW_OK)
         return rc;

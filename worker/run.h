@@ -93,9 +93,13 @@ void run_set_outcome(struct run *r, enum outcome o, const char *code, const char
  * is decided. */
 int run_check(struct run *r, int force_progress);
 
-/* workbook.c: the most rows @job's workbook may have to be built in memory
- * (its rows' bytes decide the rest): a rows_key list that short is measured
- * as the job starts. */
+/* A workbook is built in memory, not in EXPORT_TMPDIR, when the text it can
+ * hold fits this many bytes (and its cells run_memory_rows(): workbook.c). */
+#define RUN_MEMORY_BYTES (4ll << 20)
+
+/* workbook.c: the most rows @job's workbook may have to be built in memory:
+ * a rows_key list that short is measured as the job starts (up to
+ * RUN_MEMORY_BYTES). */
 long long run_memory_rows(const struct exw_job *job);
 
 /* workbook.c: writes every row into the workbook, packs it, and uploads it;

@@ -592,8 +592,8 @@ static int prepare(struct run *r, const struct exw_limits *lim)
         run_set_outcome(r, OUT_LOST, NULL, "Redis unreachable reading rows_key");
         return 0;
     }
-    switch (exw_queue_rows_len(rd, r->job->rows_key, run_memory_rows(r->job), &r->rows_total,
-                               &r->rows_bytes, &eb)) {
+    switch (exw_queue_rows_len(rd, r->job->rows_key, run_memory_rows(r->job), RUN_MEMORY_BYTES,
+                               &r->rows_total, &r->rows_bytes, &eb)) {
     case EXW_OK:
         break;
     case EXW_EREPLY:

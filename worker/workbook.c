@@ -39,11 +39,6 @@
 /* A workbook of at most this many cells packs in a few milliseconds: on the
  * job's own thread, without a packer thread to start and wait for. */
 #define PACK_INLINE_CELLS 65536
-/* A workbook is built in memory, not in EXPORT_TMPDIR, when its cells fit
- * PACK_INLINE_CELLS and the text it can hold (its inline document, and at
- * most EXPORT_MAX_STRING_CHARS per lookup cell) this many bytes: its files
- * then cost no inodes, which for a small job is most of its cost. */
-#define MEMORY_BOOK_BYTES (4u << 20)
 #define UPLOAD_CHUNK (1u << 20) /* also the largest workbook stored with the end */
 #define FILE_PREFIX "export-"
 #define FILE_SUFFIX ".xlsx"
@@ -185,9 +180,12 @@ long long run_memory_rows(const struct exw_job *job)
     return PACK_INLINE_CELLS / (long long)(job->ncolumns ? job->ncolumns : 1);
 }
 
-/* Whether the workbook is small enough to build in memory (MEMORY_BOOK_BYTES):
- * the text its rows can hold is the inline document's, or the rows_key
- * list's as measured at the start (the reader fails the job if it grows). */
+/* Whether the workbook is small enough to build in memory: its cells fit
+ * PACK_INLINE_CELLS and the text it can hold (its inline document, or its
+ * rows_key list as measured at the start, and at most EXPORT_MAX_STRING_CHARS
+ * per lookup cell) RUN_MEMORY_BYTES. Its files then cost no inodes, which for
+ * a small job is most of its cost. A list that grows since fails the job in
+ * the reader. */
 static int fits_in_memory(const struct run *r)
 {
     const struct exw_job *job = r->job;
@@ -196,7 +194,7 @@ static int fits_in_memory(const struct run *r)
                       (double)job->limits.max_string_chars;
 
     return (job->rows_key == NULL || r->rows_bytes >= 0) && r->rows_total <= run_memory_rows(job) &&
-           text <= MEMORY_BOOK_BYTES;
+           text <= (double)RUN_MEMORY_BYTES;
 }
 
 /* Creates the workbook's file, which libxlsxwriter then writes through the

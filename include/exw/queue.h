@@ -60,12 +60,12 @@ EXW_MUST_CHECK exw_err exw_queue_length(struct exw_redis *rd, long long *out,
                                         struct exw_errbuf *eb);
 
 /* The length of the rows_key list @key into *@len and, when it has at most
- * @measure_max elements, their bytes together into *@bytes (else -1): one
- * round trip. A key that does not exist is EXW_EREPLY ("does not exist"),
- * one that is not a list EXW_EREPLY too. */
+ * @measure_max elements of at most @bytes_max bytes together, those bytes
+ * into *@bytes (else -1): one round trip. A key that does not exist is EXW_EREPLY ("does not
+ * exist"), one that is not a list EXW_EREPLY too. */
 EXW_MUST_CHECK exw_err exw_queue_rows_len(struct exw_redis *rd, const char *key,
-                                          long long measure_max, long long *len, long long *bytes,
-                                          struct exw_errbuf *eb);
+                                          long long measure_max, long long bytes_max,
+                                          long long *len, long long *bytes, struct exw_errbuf *eb);
 
 /* Called with each element of a range; an error stops the range. */
 typedef exw_err (*exw_queue_row_fn)(const char *data, size_t len, void *ud);

@@ -557,22 +557,26 @@ static void test_rows_len(void **state)
     struct exw_errbuf eb = {{0}};
     long long n = -1, bytes = 0;
 
-    it_expect_err(exw_queue_rows_len(f->rd, none.s, 10, &n, &bytes, &eb), EXW_EREPLY, &eb);
+    it_expect_err(exw_queue_rows_len(f->rd, none.s, 10, 100, &n, &bytes, &eb), EXW_EREPLY, &eb);
     assert_non_null(strstr(eb.msg, "does not exist"));
     assert_int_equal(n, 0);
     assert_int_equal(bytes, -1);
     it_ok(f->h, "SET", str.s, "x", NULL);
     n = -1;
-    it_expect_err(exw_queue_rows_len(f->rd, str.s, 10, &n, &bytes, &eb), EXW_EREPLY, &eb);
+    it_expect_err(exw_queue_rows_len(f->rd, str.s, 10, 100, &n, &bytes, &eb), EXW_EREPLY, &eb);
     assert_non_null(strstr(eb.msg, "string"));
     assert_int_equal(n, 0);
     assert_false(exw_redis_broken(f->rd));
     it_ok(f->h, "RPUSH", l.s, "a", "bb", "ccc", NULL);
-    /* Measured when it has at most measure_max elements, else not. */
-    it_expect_ok(exw_queue_rows_len(f->rd, l.s, 3, &n, &bytes, &eb), &eb);
+    /* Measured when it has at most measure_max elements of at most bytes_max
+     * bytes together, else not. */
+    it_expect_ok(exw_queue_rows_len(f->rd, l.s, 3, 6, &n, &bytes, &eb), &eb);
     assert_int_equal(n, 3);
     assert_int_equal(bytes, 6);
-    it_expect_ok(exw_queue_rows_len(f->rd, l.s, 2, &n, &bytes, &eb), &eb);
+    it_expect_ok(exw_queue_rows_len(f->rd, l.s, 2, 100, &n, &bytes, &eb), &eb);
+    assert_int_equal(n, 3);
+    assert_int_equal(bytes, -1);
+    it_expect_ok(exw_queue_rows_len(f->rd, l.s, 3, 5, &n, &bytes, &eb), &eb);
     assert_int_equal(n, 3);
     assert_int_equal(bytes, -1);
 }

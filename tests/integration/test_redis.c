@@ -529,7 +529,7 @@ static exw_err run_op(struct exw_redis *rd, enum op op, struct exw_errbuf *eb)
 
     switch (op) {
     case OP_ROWS_LEN:
-        rc = exw_queue_rows_len(rd, "x", 0, &n, &bytes, eb);
+        rc = exw_queue_rows_len(rd, "x", 0, 0, &n, &bytes, eb);
         rc = rc == EXW_EREPLY ? EXW_OK : rc; /* "x" does not exist */
         break;
     case OP_TAKE:
