@@ -27,6 +27,7 @@
 struct exw_http {
     CURL *curl;
     char *ca_file; /* the handle's CURLOPT_CAINFO, NULL for curl's default */
+    int set_up;    /* set_common() succeeded for ca_file */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -96,11 +97,13 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
 
 /* The options every request of @h shares, set once per handle rather than
  * per request: curl_easy_reset and two dozen options cost a lookup about a
- * tenth of its instructions. Every option below either cannot fail or fails
- * only for lack of memory, which curl_easy_perform then reports. */
-static void set_common(struct exw_http *h)
+ * tenth of its instructions. Returns 0 when one that guards the requests
+ * (the protocols, the certificate checks and the CA file) could not be set,
+ * for lack of memory; the others only make a request fail if they fail. */
+static int set_common(struct exw_http *h)
 {
     CURL *c = h->curl;
+    int ok = 1;
 
     curl_easy_setopt(c, CURLOPT_SHARE, share);
     curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
@@ -110,7 +113,7 @@ static void set_common(struct exw_http *h)
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     /* A key of "." or ".." stays one path segment, as the protocol says. */
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    ok &= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     /* Counts each time the request goes out (curl's own resend included). */
@@ -120,10 +123,11 @@ static void set_common(struct exw_http *h)
     curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
     /* Certificates are always verified (curl's default, kept explicit). */
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    ok &= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
     if (h->ca_file != NULL)
-        curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+        ok &= curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file) == CURLE_OK;
+    return ok;
 }
 
 exw_err exw_http_new(struct exw_http **out, struct exw_errbuf *eb)
@@ -132,12 +136,10 @@ exw_err exw_http_new(struct exw_http **out, struct exw_errbuf *eb)
     exw_err rc = EXW_OK;
 
     h->curl = curl_easy_init();
-    if (h->curl == NULL) {
-        rc = exw_errbuf_set(eb, EXW_ENOMEM, "curl_easy_init failed");
-        free(h);
+    if (h->curl == NULL || !(h->set_up = set_common(h))) {
+        rc = exw_errbuf_set(eb, EXW_ENOMEM, "cannot set up a curl handle");
+        exw_http_free(h);
         h = NULL;
-    } else {
-        set_common(h);
     }
     *out = h;
     return rc;
@@ -270,12 +272,14 @@ exw_err exw_http_get(struct exw_http *h, const struct exw_http_request *req,
     h->errbuf[0] = '\0';
     /* A handle keeps its CA file: one that differs (in practice never, as
      * the whole worker has one) starts the handle's options over. */
-    if ((req->ca_file == NULL) != (h->ca_file == NULL) ||
+    if (!h->set_up || (req->ca_file == NULL) != (h->ca_file == NULL) ||
         (req->ca_file != NULL && strcmp(req->ca_file, h->ca_file) != 0)) {
         free(h->ca_file);
         h->ca_file = req->ca_file ? exw_xstrdup(req->ca_file) : NULL;
         curl_easy_reset(c);
-        set_common(h);
+        h->set_up = set_common(h);
+        if (!h->set_up)
+            return exw_errbuf_set(eb, EXW_ENOMEM, "cannot set up the curl handle");
     }
     if (req->auth != NULL) {
         size_t len = strlen(req->auth) + sizeof("Authorization: ");

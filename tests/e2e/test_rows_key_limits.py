@@ -2,8 +2,9 @@
 naming what is wrong (PROTOCOL.md sections 2 and 4): an element longer than
 EXPORT_MAX_ROW_BYTES (default 1 MiB) names the row; a list that does not
 exist names the key; a short list (its workbook built in memory, sized by
-the list's bytes at the start) that grows while the job runs is named too. The list is deleted when the job ends, and the worker
-goes on with the next job."""
+the list's bytes at the start) that grows while the job runs is named too.
+The list is deleted when the job ends, and the worker goes on with the next
+job."""
 
 import json
 import os
