@@ -292,8 +292,13 @@ exw_err exw_http_get(struct exw_http *h, const struct exw_http_request *req,
             goto out;
         }
     }
-    /* What differs from one request to the next (set_common has the rest). */
-    curl_easy_setopt(c, CURLOPT_URL, req->url);
+    /* What differs from one request to the next (set_common has the rest).
+     * The URL is copied: should that fail, the last request's must not be
+     * sent in its place. */
+    if (curl_easy_setopt(c, CURLOPT_URL, req->url) != CURLE_OK) {
+        rc = exw_errbuf_set(eb, EXW_ENOMEM, "cannot set the request's URL");
+        goto out;
+    }
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, req->timeout_ms);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &tr);
