@@ -167,13 +167,14 @@ int main(int argc, char **argv)
     double t0, secs;
     long rows, books = 1;
 
+    int books_ok = 1;
+
     if (argc > 2 && strcmp(argv[1], "--books") == 0) {
-        if (parse_long(argv[2], 100000000L, &books) != 0)
-            argc = 0; /* usage */
+        books_ok = parse_long(argv[2], 100000000L, &books) == 0;
         argc -= 2;
         argv += 2;
     }
-    if (argc < 3 || argc > 4 || parse_long(argv[2], 1048575L, &rows) != 0) {
+    if (!books_ok || argc < 3 || argc > 4 || parse_long(argv[2], 1048575L, &rows) != 0) {
         fprintf(stderr, "usage: " PROG " [--books N] OUTPUT.xlsx ROWS [TMPDIR]   (ROWS "
                         "1..1048575)\n");
         return 2;

@@ -89,71 +89,6 @@ void exw_http_global_cleanup(void)
     curl_global_cleanup();
 }
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud);
-static size_t on_header(char *data, size_t size, size_t nmemb, void *ud);
-static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port);
-static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow);
-
-/* The options every request of @h shares, set once per handle rather than
- * per request: curl_easy_reset and two dozen options cost a lookup about a
- * tenth of its instructions. Returns 0 when one that guards the requests
- * (the protocols, the certificate checks and the CA file) could not be set,
- * for lack of memory; the others only make a request fail if they fail. */
-static int set_common(struct exw_http *h)
-{
-    CURL *c = h->curl;
-    int ok = 1;
-
-    curl_easy_setopt(c, CURLOPT_SHARE, share);
-    curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    /* A key of "." or ".." stays one path segment, as the protocol says. */
-    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-    ok &= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    /* Counts each time the request goes out (curl's own resend included). */
-    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-    /* Certificates are always verified (curl's default, kept explicit). */
-    ok &= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
-    ok &= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
-    if (h->ca_file != NULL)
-        ok &= curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file) == CURLE_OK;
-    return ok;
-}
-
-exw_err exw_http_new(struct exw_http **out, struct exw_errbuf *eb)
-{
-    struct exw_http *h = exw_xcalloc(1, sizeof(*h));
-    exw_err rc = EXW_OK;
-
-    h->curl = curl_easy_init();
-    if (h->curl == NULL || !(h->set_up = set_common(h))) {
-        rc = exw_errbuf_set(eb, EXW_ENOMEM, "cannot set up a curl handle");
-        exw_http_free(h);
-        h = NULL;
-    }
-    *out = h;
-    return rc;
-}
-
-void exw_http_free(struct exw_http *h)
-{
-    if (h == NULL)
-        return;
-    curl_easy_cleanup(h->curl);
-    free(h->ca_file);
-    free(h);
-}
-
 void exw_http_response_init(struct exw_http_response *r, size_t max_body)
 {
     r->sent = 0;
@@ -229,6 +164,65 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     (void)ultotal;
     (void)ulnow;
     return tr->req->abort_fn != NULL && tr->req->abort_fn(tr->req->abort_ud);
+}
+
+/* The options every request of @h shares, set once per handle rather than
+ * per request: curl_easy_reset and two dozen options cost a lookup about a
+ * tenth of its instructions. Returns 0 when one that guards the requests
+ * (the protocols, the certificate checks and the CA file) could not be set,
+ * for lack of memory; the others only make a request fail if they fail. */
+static int set_common(struct exw_http *h)
+{
+    CURL *c = h->curl;
+    int ok = 1;
+
+    curl_easy_setopt(c, CURLOPT_SHARE, share);
+    curl_easy_setopt(c, CURLOPT_QUICK_EXIT, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    /* A key of "." or ".." stays one path segment, as the protocol says. */
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+    ok &= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    /* Counts each time the request goes out (curl's own resend included). */
+    curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+    /* Certificates are always verified (curl's default, kept explicit). */
+    ok &= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
+    ok &= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
+    if (h->ca_file != NULL)
+        ok &= curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file) == CURLE_OK;
+    return ok;
+}
+
+exw_err exw_http_new(struct exw_http **out, struct exw_errbuf *eb)
+{
+    struct exw_http *h = exw_xcalloc(1, sizeof(*h));
+    exw_err rc = EXW_OK;
+
+    h->curl = curl_easy_init();
+    if (h->curl == NULL || !(h->set_up = set_common(h))) {
+        rc = exw_errbuf_set(eb, EXW_ENOMEM, "cannot set up a curl handle");
+        exw_http_free(h);
+        h = NULL;
+    }
+    *out = h;
+    return rc;
+}
+
+void exw_http_free(struct exw_http *h)
+{
+    if (h == NULL)
+        return;
+    curl_easy_cleanup(h->curl);
+    free(h->ca_file);
+    free(h);
 }
 
 static exw_err map_curl_error(CURLcode cc, const struct transfer *tr, const char *detail,
