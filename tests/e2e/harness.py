@@ -39,6 +39,8 @@ import xml.etree.ElementTree as ET
 import openpyxl
 import redis
 
+from resp_proxy import send_all
+
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 UTC = datetime.timezone.utc
@@ -1121,17 +1123,20 @@ class TcpProxy:
                 t = threading.Thread(target=self._pipe, args=(a, b), daemon=True)
                 t.start()
 
+    def _going(self):
+        return not self._stop.is_set() and not self._cut.is_set()
+
     def _pipe(self, src, dst):
         src.settimeout(0.2)
         try:
-            while not self._stop.is_set() and not self._cut.is_set():
+            while self._going():
                 try:
                     data = src.recv(65536)
                 except socket.timeout:
                     continue
                 if not data:
                     break
-                dst.sendall(data)
+                send_all(dst, data, self._going)
         except OSError:
             pass
         finally:

@@ -269,6 +269,19 @@ class Rule:
 # ---------------------------------------------------------------------------
 # The proxy.
 
+def send_all(sock, data, going):
+    """sock.sendall(data) on a socket with a timeout, which bounds each wait
+    for room rather than the whole send (sendall's timeout is the total): a
+    reader that takes a large reply slowly, as a sanitizer build does, is no
+    reason to cut it off. Gives up (OSError) once going() is false."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view):]
+        except socket.timeout:
+            if not going():
+                raise
+
 class _Pending:
     __slots__ = ("cmd", "raw", "ready")
 
@@ -287,6 +300,9 @@ class _Conn:
         self.pending = []  # requests in order, waiting for their reply
         self.closed = False
 
+    def going(self):
+        return not self.closed and not self.proxy._stop.is_set()
+
     def close(self):
         with self.lock:
             self.closed = True
@@ -300,7 +316,7 @@ class _Conn:
         while self.pending and self.pending[0].ready:
             entry = self.pending.pop(0)
             try:
-                self.client.sendall(entry.raw)
+                send_all(self.client, entry.raw, self.going)
             except OSError:
                 self.closed = True
                 return
@@ -309,7 +325,7 @@ class _Conn:
         stream = _Stream(parse_request)
         self.client.settimeout(0.2)
         try:
-            while not self.proxy._stop.is_set() and not self.closed:
+            while self.going():
                 try:
                     data = self.client.recv(1 << 16)
                 except socket.timeout:
@@ -343,14 +359,14 @@ class _Conn:
             if self.closed:
                 return False
             self.pending.append(_Pending(cmd))
-        self.up.sendall(raw)
+        send_all(self.up, raw, self.going)
         return True
 
     def replies(self):
         stream = _Stream(parse_reply)
         self.up.settimeout(0.2)
         try:
-            while not self.proxy._stop.is_set() and not self.closed:
+            while self.going():
                 try:
                     data = self.up.recv(1 << 16)
                 except socket.timeout:
