@@ -197,8 +197,8 @@ exw_err exw_queue_rows_len(struct exw_redis *rd, const char *key, long long meas
 }
 
 exw_err exw_queue_rows(struct exw_redis *rd, const char *key, long long start, long long stop,
-                       size_t max_bytes, exw_queue_row_fn fn, void *ud, long long *too_long,
-                       struct exw_errbuf *eb)
+                       size_t max_bytes, size_t budget, exw_queue_row_fn fn, void *ud,
+                       long long *too_long, struct exw_errbuf *eb)
 {
     struct exw_reply *r;
     struct exw_cmd c;
@@ -212,6 +212,7 @@ exw_err exw_queue_rows(struct exw_redis *rd, const char *key, long long start, l
     exw_cmd_addf(&c, "%lld", start);
     exw_cmd_addf(&c, "%lld", stop);
     exw_cmd_addf(&c, "%zu", max_bytes);
+    exw_cmd_addf(&c, "%zu", budget);
     rc = exw_redis_run(rd, &c, "reading rows", &r, eb);
     if (rc != EXW_OK)
         return rc;

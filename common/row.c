@@ -130,6 +130,7 @@ struct exw_row {
     struct row_member *members; /* sorted by field, one per field */
     size_t nmembers;
     char *strings; /* the decoded string values */
+    size_t bytes;  /* what the row holds on the heap */
 };
 
 static int by_field_then_order(const void *a, const void *b)
@@ -158,9 +159,9 @@ static size_t keep_first(struct exw_row *row, size_t n)
 }
 
 /* Reads the row object @obj: the members the columns and the lookup key name,
- * their strings decoded. Takes ownership of @text (may be NULL). */
+ * their strings decoded. Takes ownership of @text (@text_len bytes, or NULL). */
 static struct exw_row *row_read(const struct exw_job *job, const struct exw_json_value *obj,
-                                char *text)
+                                char *text, size_t text_len)
 {
     struct exw_row *row = exw_xcalloc(1, sizeof(*row));
     struct exw_json_value name, v;
@@ -169,6 +170,7 @@ static struct exw_row *row_read(const struct exw_job *job, const struct exw_json
     char *o;
 
     row->text = text;
+    row->bytes = sizeof(*row) + text_len;
     if (job->fields == NULL || job->fields->n == 0)
         return row; /* no column reads the rows */
     exw_json_iter_init(&it, obj);
@@ -193,6 +195,7 @@ static struct exw_row *row_read(const struct exw_job *job, const struct exw_json
             bytes += row->members[i].v.len;
     }
     o = row->strings = bytes > 0 ? exw_xmalloc(bytes) : NULL;
+    row->bytes += cap * sizeof(*row->members) + bytes;
     for (i = 0; i < row->nmembers; i++) {
         struct exw_json_value *s = &row->members[i].v;
 
@@ -213,7 +216,7 @@ exw_err exw_job_next_row(struct exw_job *job, struct exw_row **out, struct exw_e
     *out = NULL;
     if (job->rows_key != NULL || !exw_json_iter_next(&job->rows_at, NULL, &v))
         return EXW_OK;
-    *out = row_read(job, &v, NULL);
+    *out = row_read(job, &v, NULL, 0);
     return EXW_OK;
 }
 
@@ -235,7 +238,7 @@ exw_err exw_row_parse(const struct exw_job *job, const char *text, size_t len, s
     copy = exw_xmalloc(len);
     memcpy(copy, text, len);
     exw_json_root(copy, len, &root);
-    *out = row_read(job, &root, copy);
+    *out = row_read(job, &root, copy, len);
     return EXW_OK;
 }
 
@@ -248,6 +251,8 @@ void exw_row_free(struct exw_row *row)
     free(row->strings);
     free(row);
 }
+
+size_t exw_row_bytes(const struct exw_row *row) { return row != NULL ? row->bytes : 0; }
 
 static const struct exw_json_value *row_member(const struct exw_row *row, size_t field)
 {

@@ -7,8 +7,9 @@
  * the other. The connection belongs to the job's slot and stays open from one
  * job to the next (a small job would otherwise spend more on connecting than
  * on its rows); only the reader uses it while it runs. The reader is never
- * more than two batches ahead, so memory stays bounded by the batches, not by
- * the list.
+ * more than two batches ahead, so memory stays bounded by the batches (each
+ * of at most READ_ROWS rows and READ_BYTES bytes of elements), not by the
+ * list.
  *
  * A job with lookups takes the parsed rows into its row window one by one
  * (its lookups start there, and its cells are typed as they are written). A
@@ -42,6 +43,9 @@
 #define READ_ROWS 1000
 /* The most cells a batch of typed rows holds (about 1.5 MiB of them). */
 #define READ_CELLS 16384
+/* A batch ends early once its elements reach this many bytes: wide rows make
+ * short batches, so that two of them and the reply they came in stay small. */
+#define READ_BYTES (2u << 20)
 #define WAIT_STEP_MS 100
 
 enum batch_state { BATCH_EMPTY, BATCH_FULL };
@@ -166,15 +170,15 @@ static int read_batch(struct rows_reader *rr, struct conn *conn, struct batch *b
     if (last >= rr->total) /* rows pushed since the job started are not its own */
         last = rr->total - 1;
     if (rd != NULL)
-        rc = exw_queue_rows(rd, key, rr->next, last, (size_t)rr->cfg->max_row_bytes, keep_row, &f,
-                            &too_long, &eb);
+        rc = exw_queue_rows(rd, key, rr->next, last, (size_t)rr->cfg->max_row_bytes, READ_BYTES,
+                            keep_row, &f, &too_long, &eb);
     /* The connection is kept between jobs, so it may have died unnoticed
      * since (a Redis restart): a read is safe to send again, once, on a new
      * one, rather than losing the job for a connection it never used. */
     if (rd != NULL && rc == EXW_EREDIS && b->n == 0 && exw_redis_broken(rd) &&
         (rd = exw_conn_get(conn)) != NULL)
-        rc = exw_queue_rows(rd, key, rr->next, last, (size_t)rr->cfg->max_row_bytes, keep_row, &f,
-                            &too_long, &eb);
+        rc = exw_queue_rows(rd, key, rr->next, last, (size_t)rr->cfg->max_row_bytes, READ_BYTES,
+                            keep_row, &f, &too_long, &eb);
     exw_mutex_lock(&rr->mu);
     if (rd == NULL)
         fail_locked(rr, OUT_LOST, NULL, "Redis unreachable while reading rows");

@@ -64,6 +64,7 @@ struct run {
     long long rows_written;
     struct pending *window; /* a ring of cfg->batch_rows */
     size_t wcap, whead, wcount;
+    size_t wbytes;              /* what the window's rows hold (exw_row_bytes) */
     struct rows_reader *reader; /* a rows_key job's rows, read ahead */
     struct exw_xlsx *xlsx;
     struct packer packer;

@@ -1,9 +1,10 @@
 /* workbook.c: one job's rows into its workbook, the workbook into Redis.
  *
- * The job thread reads rows in order into a window of EXPORT_BATCH_ROWS rows,
- * asks for each row's lookup as the row enters the window (so the pool works
- * ahead of the writer), and writes rows from the window's head as soon as
- * their lookups are back. Memory is bounded by the window, not the job: inline
+ * The job thread reads rows in order into a window of EXPORT_BATCH_ROWS rows
+ * (fewer when they hold WINDOW_BYTES together), asks for each row's lookup as
+ * the row enters the window (so the pool works ahead of the writer), and
+ * writes rows from the window's head as soon as their lookups are back.
+ * Memory is bounded by the window, not the job: inline
  * rows are parsed from the document one at a time, and rows_key rows stream
  * from Redis in chunks. A rows_key job without lookups needs no window: its
  * reader (rows_reader.c) types the cells as well, and this thread only
@@ -35,6 +36,9 @@
 #include "run.h"
 
 #define WAIT_STEP_MS 100
+/* The most the window's rows hold together (at least one row): wide rows
+ * make a shorter window, still far ahead of any pool for rows of a few KiB. */
+#define WINDOW_BYTES (8u << 20)
 #define PACK_CHECK_MS 100 /* how often a cancel or stop is looked for while packing */
 /* A workbook of at most this many cells packs in a few milliseconds: on the
  * job's own thread, without a packer thread to start and wait for. */
@@ -78,7 +82,8 @@ static int next_row(struct run *r, const struct exw_row **row, struct exw_row **
  * job before anything is asked of the lookup service. */
 static void fill_window(struct run *r)
 {
-    while (r->wcount < r->wcap && r->outcome == OUT_NONE) {
+    while (r->wcount < r->wcap && (r->wcount == 0 || r->wbytes < WINDOW_BYTES) &&
+           r->outcome == OUT_NONE) {
         struct pending *p = &r->window[(r->whead + r->wcount) % r->wcap];
         size_t index = (size_t)r->rows_read;
         struct exw_errbuf eb;
@@ -89,6 +94,7 @@ static void fill_window(struct run *r)
             return;
         p->entry = NULL;
         r->wcount++;
+        r->wbytes += exw_row_bytes(p->owned);
         if (exw_job_row_key(r->job, p->row, index, scratch, &key, &eb) != EXW_OK) {
             run_set_outcome(r, OUT_FAILED, "invalid_job", "%s", eb.msg);
             return;
@@ -110,6 +116,7 @@ static void pop_window(struct run *r)
 
     if (p->entry != NULL) /* the lookups outlive the window (exw_run_job) */
         exw_lookups_release(r->lookups, p->entry);
+    r->wbytes -= exw_row_bytes(p->owned);
     exw_row_free(p->owned);
     memset(p, 0, sizeof(*p));
     r->whead = (r->whead + 1) % r->wcap;

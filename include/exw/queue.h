@@ -70,12 +70,15 @@ EXW_MUST_CHECK exw_err exw_queue_rows_len(struct exw_redis *rd, const char *key,
 /* Called with each element of a range; an error stops the range. */
 typedef exw_err (*exw_queue_row_fn)(const char *data, size_t len, void *ud);
 
-/* Hands the elements @start..@stop of the rows_key list @key to @fn. When one
- * is longer than @max_bytes, none is handed over or even copied here:
- * EXW_ELIMIT, with *@too_long the index of the first such element. */
+/* Hands the elements @start..@stop of the rows_key list @key to @fn, in
+ * order; fewer when they reach @budget bytes together (never none: the first
+ * is handed over whatever its size). When one of them is longer than
+ * @max_bytes, none is handed over or even copied here: EXW_ELIMIT, with
+ * *@too_long the index of the first such element. */
 EXW_MUST_CHECK exw_err exw_queue_rows(struct exw_redis *rd, const char *key, long long start,
-                                      long long stop, size_t max_bytes, exw_queue_row_fn fn,
-                                      void *ud, long long *too_long, struct exw_errbuf *eb);
+                                      long long stop, size_t max_bytes, size_t budget,
+                                      exw_queue_row_fn fn, void *ud, long long *too_long,
+                                      struct exw_errbuf *eb);
 
 /* The P:dead entry for a document: {"job": <the document as text, ill-formed
  * UTF-8 replaced by U+FFFD>, "error": @error, "failed_at": @failed_at_ms}; a

@@ -40,6 +40,10 @@ EXW_MUST_CHECK exw_err exw_job_next_row(struct exw_job *job, struct exw_row **ou
 EXW_MUST_CHECK exw_err exw_row_parse(const struct exw_job *job, const char *text, size_t len,
                                      size_t index, struct exw_row **out, struct exw_errbuf *eb);
 
+/* The bytes @row holds on the heap (its text, members and strings); 0 for
+ * NULL. Thread: any. */
+size_t exw_row_bytes(const struct exw_row *row);
+
 /* Frees a row; NULL is a no-op. Thread: owner. */
 void exw_row_free(struct exw_row *row);
 

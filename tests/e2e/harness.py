@@ -241,6 +241,18 @@ def _alive(pid):
 
 
 
+def vm_hwm(pid):
+    """The peak RSS (VmHWM) of process @pid in bytes; 0 when unreadable."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def read_text(path):
     """The text of a log file, "" when it cannot be read."""
     try:
@@ -977,9 +989,9 @@ class RedisServer:
 
 
 def scaled(n, minimum=1):
-    """@n, or a third of it (at least @minimum) when EXW_SANITIZED is set:
+    """@n, or a third of it (at least @minimum) when EXW_SANITIZE is set:
     sanitizer builds run several times slower."""
-    if os.environ.get("EXW_SANITIZED"):
+    if os.environ.get("EXW_SANITIZE"):
         return max(minimum, n // 3)
     return n
 

@@ -612,7 +612,7 @@ static void test_rows(void **state)
     it_lpush_bin(f->h, l.s, "b\0n", 3);
     it_ok(f->h, "RPUSH", l.s, "e3", "e4", NULL);
     /* The list: "b\0n" e0 e1 e3 e4. */
-    it_expect_ok(exw_queue_rows(f->rd, l.s, 0, -1, 8, collect, &s, &too_long, &eb), &eb);
+    it_expect_ok(exw_queue_rows(f->rd, l.s, 0, -1, 8, 1 << 20, collect, &s, &too_long, &eb), &eb);
     assert_int_equal(too_long, -1);
     assert_int_equal(s.n, 5);
     assert_int_equal(s.len[0], 3);
@@ -620,28 +620,30 @@ static void test_rows(void **state)
     assert_memory_equal(s.data[4], "e4", 2);
 
     memset(&s, 0, sizeof(s));
-    it_expect_ok(exw_queue_rows(f->rd, l.s, 1, 2, 8, collect, &s, &too_long, &eb), &eb);
+    it_expect_ok(exw_queue_rows(f->rd, l.s, 1, 2, 8, 1 << 20, collect, &s, &too_long, &eb), &eb);
     assert_int_equal(s.n, 2);
     assert_memory_equal(s.data[0], "e0", 2);
     assert_memory_equal(s.data[1], "e1", 2);
 
     /* Past the end, and a list that does not exist: nothing. */
     memset(&s, 0, sizeof(s));
-    it_expect_ok(exw_queue_rows(f->rd, l.s, 5, 9, 8, collect, &s, &too_long, &eb), &eb);
-    it_expect_ok(exw_queue_rows(f->rd, none.s, 0, -1, 8, collect, &s, &too_long, &eb), &eb);
+    it_expect_ok(exw_queue_rows(f->rd, l.s, 5, 9, 8, 1 << 20, collect, &s, &too_long, &eb), &eb);
+    it_expect_ok(exw_queue_rows(f->rd, none.s, 0, -1, 8, 1 << 20, collect, &s, &too_long, &eb),
+                 &eb);
     assert_int_equal(s.n, 0);
 
     /* The callback's error ends the range and is returned as is. */
     memset(&s, 0, sizeof(s));
     s.stop_at = 3;
-    assert_int_equal(exw_queue_rows(f->rd, l.s, 0, -1, 8, collect, &s, &too_long, &eb), EXW_EJSON);
+    assert_int_equal(exw_queue_rows(f->rd, l.s, 0, -1, 8, 1 << 20, collect, &s, &too_long, &eb),
+                     EXW_EJSON);
     assert_int_equal(s.n, 3);
     assert_false(exw_redis_broken(f->rd));
 
     /* A key of another type is Redis's refusal; the connection stays. */
     it_ok(f->h, "SET", str.s, "x", NULL);
-    it_expect_err(exw_queue_rows(f->rd, str.s, 0, -1, 8, collect, &s, &too_long, &eb), EXW_EREPLY,
-                  &eb);
+    it_expect_err(exw_queue_rows(f->rd, str.s, 0, -1, 8, 1 << 20, collect, &s, &too_long, &eb),
+                  EXW_EREPLY, &eb);
     assert_non_null(strstr(eb.msg, "WRONGTYPE"));
     assert_false(exw_redis_broken(f->rd));
 }
@@ -656,19 +658,66 @@ static void test_rows_too_long(void **state)
 
     it_ok(f->h, "RPUSH", l.s, "a", "bb", "ccc", "dddd", "ee", "ffff", NULL);
     /* Elements of exactly max_bytes pass. */
-    it_expect_ok(exw_queue_rows(f->rd, l.s, 0, 2, 3, collect, &s, &too_long, &eb), &eb);
+    it_expect_ok(exw_queue_rows(f->rd, l.s, 0, 2, 3, 1 << 20, collect, &s, &too_long, &eb), &eb);
     assert_int_equal(s.n, 3);
     assert_int_equal(too_long, -1);
 
     /* Index 3 is the first too long one in 2..5: none is handed over, and the
      * index counts from the list's start. */
     memset(&s, 0, sizeof(s));
-    it_expect_err(exw_queue_rows(f->rd, l.s, 2, 5, 3, collect, &s, &too_long, &eb), EXW_ELIMIT,
-                  &eb);
+    it_expect_err(exw_queue_rows(f->rd, l.s, 2, 5, 3, 1 << 20, collect, &s, &too_long, &eb),
+                  EXW_ELIMIT, &eb);
     assert_int_equal(too_long, 3);
     assert_int_equal(s.n, 0);
     assert_non_null(strstr(eb.msg, "4 bytes"));
     assert_false(exw_redis_broken(f->rd));
+}
+
+static void test_rows_budget(void **state)
+{
+    struct it_fx *f = *state;
+    struct it_name l = it_key(f, "list"), w = it_key(f, "wide");
+    struct exw_errbuf eb = {{0}};
+    struct seen s = {0};
+    long long too_long = -1;
+    char e[8];
+    int i;
+
+    for (i = 0; i < 150; i++) {
+        snprintf(e, sizeof(e), "e%03d", i);
+        it_ok(f->h, "RPUSH", l.s, e, NULL);
+    }
+    /* Past the budget of 10 bytes with the third 4-byte element. */
+    it_expect_ok(exw_queue_rows(f->rd, l.s, 0, 149, 8, 10, collect, &s, &too_long, &eb), &eb);
+    assert_int_equal(s.n, 2);
+    assert_memory_equal(s.data[1], "e001", 4);
+    /* The first element goes whatever the budget. */
+    memset(&s, 0, sizeof(s));
+    it_expect_ok(exw_queue_rows(f->rd, l.s, 7, 149, 8, 1, collect, &s, &too_long, &eb), &eb);
+    assert_int_equal(s.n, 1);
+    assert_memory_equal(s.data[0], "e007", 4);
+    /* Read 64 at a time in Redis: ranges over one and over three such reads. */
+    memset(&s, 0, sizeof(s));
+    it_expect_ok(exw_queue_rows(f->rd, l.s, 100, -1, 8, 1 << 20, collect, &s, &too_long, &eb), &eb);
+    assert_int_equal(s.n, 50);
+    assert_memory_equal(s.data[0], "e100", 4);
+    assert_int_equal(too_long, -1);
+    memset(&s, 0, sizeof(s));
+    it_expect_ok(exw_queue_rows(f->rd, l.s, 0, -1, 8, 1 << 20, collect, &s, &too_long, &eb), &eb);
+    assert_int_equal(s.n, 150);
+
+    /* An element past the budget is not looked at: the rows before a too long
+     * one come first, and the next range from it is refused. */
+    it_ok(f->h, "RPUSH", w.s, "a", "bb", "ccccc", NULL);
+    memset(&s, 0, sizeof(s));
+    it_expect_ok(exw_queue_rows(f->rd, w.s, 0, -1, 3, 3, collect, &s, &too_long, &eb), &eb);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(too_long, -1);
+    memset(&s, 0, sizeof(s));
+    it_expect_err(exw_queue_rows(f->rd, w.s, 2, -1, 3, 3, collect, &s, &too_long, &eb), EXW_ELIMIT,
+                  &eb);
+    assert_int_equal(too_long, 2);
+    assert_int_equal(s.n, 0);
 }
 
 /* ---- the P:dead entry ---- */
@@ -872,6 +921,7 @@ int main(void)
         IT_TEST(test_rows_len, &e),
         IT_TEST(test_rows, &e),
         IT_TEST(test_rows_too_long, &e),
+        IT_TEST(test_rows_budget, &e),
         IT_TEST(test_peek_own, &e),
         cmocka_unit_test(test_dead_entry_short),
         cmocka_unit_test(test_dead_entry_cut),
