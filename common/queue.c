@@ -13,6 +13,9 @@
 #include "exw/keys.h"
 #include "exw/utf8.h"
 
+/* A document this large gives back its connection's read buffer at once. */
+#define LARGE_REPLY (1u << 20)
+
 exw_err exw_queue_take(struct exw_redis *rd, double timeout_s, char **doc, size_t *len,
                        struct exw_errbuf *eb)
 {
@@ -36,6 +39,8 @@ exw_err exw_queue_take(struct exw_redis *rd, double timeout_s, char **doc, size_
     exw_redis_set_timeout(rd, exw_redis_timeout(rd));
     *doc = exw_reply_steal_string(r, len);
     exw_reply_free(r);
+    if (*doc != NULL && *len >= LARGE_REPLY)
+        exw_redis_trim(rd);
     free(queue);
     free(processing);
     return rc;
@@ -64,6 +69,8 @@ exw_err exw_queue_orphan(struct exw_redis *rd, const char (*held)[41], size_t nh
     else if (rc == EXW_OK && exw_reply_count(r) != 0)
         rc = exw_errbuf_set(eb, EXW_EREPLY, "orphan: unexpected reply");
     exw_reply_free(r);
+    if (*doc != NULL && *len >= LARGE_REPLY)
+        exw_redis_trim(rd);
     free(processing);
     return rc;
 }

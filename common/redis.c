@@ -462,6 +462,20 @@ void exw_redis_free(struct exw_redis *rd)
     free(rd);
 }
 
+void exw_redis_trim(struct exw_redis *rd)
+{
+    redisReader *old = rd != NULL && rd->c != NULL ? rd->c->reader : NULL, *fresh;
+
+    if (old == NULL || old->ridx != -1 || old->pos != old->len)
+        return; /* none, or a reply under way */
+    fresh = redisReaderCreate();
+    if (fresh == NULL)
+        return;
+    fresh->maxbuf = old->maxbuf;
+    redisReaderFree(old);
+    rd->c->reader = fresh;
+}
+
 int exw_redis_broken(const struct exw_redis *rd) { return rd->broken; }
 long exw_redis_timeout(const struct exw_redis *rd) { return rd->timeout_ms; }
 const char *exw_redis_prefix(const struct exw_redis *rd) { return rd->prefix; }

@@ -73,6 +73,12 @@ const char *exw_redis_node(const struct exw_redis *rd);
 /* Whether the connection has failed and must be replaced. Thread: owner. */
 int exw_redis_broken(const struct exw_redis *rd);
 
+/* Gives back the memory of the connection's reply reader, unless a reply is
+ * under way. hiredis keeps the buffer a reply came in until the next read,
+ * which on a connection that took a large document may be a whole job away;
+ * callers that got a large reply call this once they hold it. */
+void exw_redis_trim(struct exw_redis *rd);
+
 /* The key prefix and worker id given to exw_redis_connect. Thread: owner. */
 const char *exw_redis_prefix(const struct exw_redis *rd);
 const char *exw_redis_worker(const struct exw_redis *rd);
