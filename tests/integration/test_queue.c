@@ -86,6 +86,37 @@ static void test_take_fifo(void **state)
     it_expect_list(f, &p, (const char *const[]){"b", "a"}, 2);
 }
 
+/* A document of several MiB gives back the connection's read buffer as it is
+ * taken (exw_redis_trim): the connection reads on as before. */
+static void test_take_large(void **state)
+{
+    struct it_fx *f = *state;
+    struct it_name q = it_key(f, "queue");
+    struct exw_errbuf eb = {{0}};
+    size_t big = (size_t)3 << 20, len = 0;
+    char *want = malloc(big), *doc = NULL;
+    int i;
+
+    assert_non_null(want);
+    for (i = 0; i < 2; i++) {
+        memset(want, 'a' + i, big);
+        it_lpush_bin(f->h, q.s, want, big);
+    }
+    it_ok(f->h, "LPUSH", q.s, "small", NULL);
+    for (i = 0; i < 2; i++) {
+        it_expect_ok(exw_queue_take(f->rd, 0.05, &doc, &len, &eb), &eb);
+        assert_int_equal(len, big);
+        memset(want, 'a' + i, big);
+        assert_memory_equal(doc, want, big);
+        free(doc);
+        assert_false(exw_redis_broken(f->rd));
+    }
+    expect_take(f->rd, "small");
+    exw_redis_trim(f->rd); /* idle and small: as good as before */
+    expect_take(f->rd, NULL);
+    free(want);
+}
+
 static void test_take_times_out(void **state)
 {
     struct it_fx *f = *state;
@@ -907,6 +938,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         IT_TEST(test_take_fifo, &e),
+        IT_TEST(test_take_large, &e),
         IT_TEST(test_take_times_out, &e),
         IT_TEST(test_take_short_wait, &e),
         IT_TEST(test_take_binary, &e),
