@@ -241,12 +241,14 @@ def _alive(pid):
 
 
 
-def vm_hwm(pid):
-    """The peak RSS (VmHWM) of process @pid in bytes; 0 when unreadable."""
+def proc_status_bytes(pid, field):
+    """A size of process @pid from /proc/<pid>/status, in bytes: @field is
+    "VmHWM" (its peak RSS), "VmPeak" (its peak address space)...; 0 when
+    unreadable."""
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass

@@ -56,14 +56,7 @@ SLOW = 3 if SANITIZE else 1
 
 def vm_peak(pid):
     """VmPeak of @pid in bytes, 0 when unreadable."""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("VmPeak:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return harness.proc_status_bytes(pid, "VmPeak")
 
 
 class Supervisor:

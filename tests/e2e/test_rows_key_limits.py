@@ -127,7 +127,7 @@ class RowsKeyLimits(RobustTest):
             if at:
                 self.assertEqual(got[1][0], "W0001")
                 self.assertTrue(str(got[1][1]).startswith("Customer-"), got[1][:2])
-        peak = harness.vm_hwm(w.pid)
+        peak = harness.proc_status_bytes(w.pid, "VmHWM")
         print("\n  peak RSS: %.1f MiB" % (peak / 1048576.0))
         if not os.environ.get("EXW_SANITIZE"):  # sanitizers keep freed memory aside
             self.assertLess(peak, 64 << 20)
