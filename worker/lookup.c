@@ -197,6 +197,9 @@ int lookup_fetch(struct lookups *l, struct lookup_thread *t, const char *url,
             /* On the last try a fresh connection: curl never resends on one, so
              * a key gets at most RETRIES + 1 requests. */
             .fresh_connect = attempt == svc->retries,
+            /* A batch's answer is large enough to gain from compression; a
+             * single key's is not worth the header. */
+            .compressed = l->use_batch,
             .abort_fn = lookup_should_abort,
             .abort_ud = l,
         };

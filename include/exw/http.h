@@ -30,6 +30,9 @@ struct exw_http_request {
     size_t max_body;            /* larger bodies fail with EXW_ELIMIT */
     const char *ca_file;        /* PEM CA bundle for https, or NULL for the system's */
     int fresh_connect;          /* use a new connection, not a kept-alive one */
+    int compressed;             /* ask for a compressed body (Accept-Encoding with every
+                                   coding curl decodes); without, none is asked for and
+                                   none is decoded */
     exw_http_abort_fn abort_fn; /* may be NULL */
     void *abort_ud;
 };

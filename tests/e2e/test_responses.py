@@ -292,7 +292,14 @@ class HostileResponses(E2ETest):
             body, headers = bodies[key]
             return 200, dict({"Content-Type": "application/json"}, **headers), body
         hostile = self.own_server(corpus_util.TinyHTTP(serve))
+        # A batch service whose every answer is the bomb.
+        bombs = self.own_server(corpus_util.TinyHTTP(
+            lambda h: (200, {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+                       bomb)))
         w = self.start_worker(self.start_mock(), EXPORT_MAX_RESPONSE_BYTES=65536,
+                              EXPORT_SERVICE_BOMBS_URL=bombs.base + "/c/{key}",
+                              EXPORT_SERVICE_BOMBS_BATCH_URL=bombs.base + "/b/{keys}",
+                              EXPORT_SERVICE_BOMBS_RETRIES=3,
                               EXPORT_SERVICE_ENDLESS_URL=endless_server.base + "/c/{key}",
                               EXPORT_SERVICE_ENDLESS_RETRIES=3,
                               EXPORT_SERVICE_HOSTILE_URL=hostile.base + "/c/{key}",
@@ -307,7 +314,7 @@ class HostileResponses(E2ETest):
             self.assertIn("over 65536 bytes", st.get("error", ""))
             self.assertLess(time.monotonic() - t0, 10)
             self.assertEqual(endless_server.requests, 1, "a body over the cap is not retried")
-        for key, words in [("BOMB", ["over 65536 bytes"]), ("DEEP", ["not JSON"]),
+        for key, words in [("BOMB", ["not JSON"]), ("DEEP", ["not JSON"]),
                            ("BADUTF8", ["not JSON"]), ("NUL", ["not JSON"]),
                            ("INF", ["not JSON"]), ("LONGTEXT", ["/name", "32767"]),
                            ("SURROGATE", ["not JSON"]), ("EMPTY", ["not JSON"]),
@@ -322,6 +329,21 @@ class HostileResponses(E2ETest):
                 missing = corpus_util.contains_all(st.get("error", ""), words)
                 self.assertEqual(missing, [], "error %r" % st.get("error"))
                 self.assertEqual(len(hostile.requests) - n0, 1, "a final error is not retried")
+        with self.subTest("a single lookup asks for no compression, and none is undone"):
+            # The bomb's 65 KB arrive as they are: gzip bytes, not JSON.
+            self.assertTrue(any(p.endswith("/BOMB-1") for p, _ in hostile.requests))
+            asked = [h for _, h in hostile.requests if "Accept-Encoding" in h]
+            self.assertEqual(asked, [], "a single lookup asked for a compressed body")
+        with self.subTest("a batch asks for compression and the cap counts inflated bytes"):
+            st = self.run_job(self.lookup_job("bombs", ["B-1", "B-2"], "fail", "bombs", cols),
+                              expect="failed", timeout=30)
+            self.assertEqual(st.get("error_code"), "lookup_failed", st)
+            # A batch's cap is the single cap times its keys.
+            self.assertIn("over 131072 bytes", st.get("error", ""))
+            self.assertEqual(len(bombs.requests), 1, "a body over the cap is not retried")
+            path, headers = bombs.requests[0]
+            self.assertTrue(path.startswith("/b/"), path)
+            self.assertIn("gzip", headers.get("Accept-Encoding", ""))
         with self.subTest("all of them under blank, in one job"):
             keys = ["E-2"]
             st = self.run_job(self.lookup_job("hostile-blank", keys, "blank", "endless", cols),
