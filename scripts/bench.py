@@ -415,16 +415,24 @@ class Bench:
             limit = math.ceil(nrows / pool) * latency / 1000.0
             label = label_fmt % {"n": nrows, "l": latency, "p": pool}
             try:
-                times = []
+                times, refs = [], []
                 with Worker(self, "%s-%d-%d" % (group, latency, pool), pool, latency) as w:
                     for run in range(self.args.runs):
                         took, _ = w.run(self.lookup_job(w, nrows, run), self.args.timeout)
                         times.append(took)
-                        self.progress(label, run, took)
+                        # The same requests from curl-multi, the same P in
+                        # flight: how near this machine lets anything come to
+                        # the limit (with the mock on the same two cores).
+                        _, ref = run_program([self.args.curl_multi, self.mock(latency) +
+                                              "/contract/?sn={key}", str(nrows), str(pool), "G"])
+                        refs.append(ref["seconds"])
+                        self.progress(label, run, took, " (curl-multi %s)" % fmt_s(ref["seconds"]))
                     hwm = w.hwm_kib()
                 self.add(group, label, fmt_s(med(times)), "limit " + fmt_s(limit),
                          "%.2f" % (med(times) / limit), fmt_mib(hwm),
-                         "min %s, max %s" % (fmt_s(min(times)), fmt_s(max(times))))
+                         "min %s, max %s; curl-multi, the requests alone: %s (%.2f of the "
+                         "limit)" % (fmt_s(min(times)), fmt_s(max(times)), fmt_s(med(refs)),
+                                     med(refs) / limit))
             except BenchError as e:
                 self.fail(group, label, e)
 
