@@ -1,7 +1,9 @@
 /* redis.c: one connection to Redis; the only user of hiredis.
  *
  * Commands go through redisCommandArgv with explicit lengths, never format
- * strings built at run time. Error replies are sorted into transient and
+ * strings built at run time; one whose arguments reach DIRECT_BYTES is
+ * written to the socket from the caller's buffers instead (command_argv).
+ * Error replies are sorted into transient and
  * permanent ones by their code (the first word, which Redis documents as
  * the error's kind), never by the rest of their text.
  *
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include "exw/cluster.h"
@@ -32,6 +35,13 @@
 /* MOVED and ASK followed for one command; a slot that moves more often than
  * this during one command is in the middle of a reshard: retry later. */
 #define REDIRECTS_MAX 5
+
+/* A command whose arguments reach this many bytes is written to the socket
+ * straight from the caller's buffers. redisCommandArgv formats a command
+ * into a buffer and then copies that into the context's output buffer, so a
+ * job's start or end script, which carries its inline document of D bytes,
+ * had the worker hold 3D at once; written directly, it holds D. */
+#define DIRECT_BYTES ((size_t)1 << 20)
 
 struct exw_redis {
     redisContext *c;
@@ -175,6 +185,89 @@ static int is_noscript(const redisReply *r)
            (r->str[8] == ' ' || r->str[8] == '\0');
 }
 
+/* The pieces of a command written directly: small ones gather in buf, one
+ * at least as large goes out on its own. */
+struct direct {
+    int fd;
+    size_t used;
+    char buf[16384];
+};
+
+static int send_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int direct_flush(struct direct *w)
+{
+    int rc = send_all(w->fd, w->buf, w->used);
+
+    w->used = 0;
+    return rc;
+}
+
+static int direct_put(struct direct *w, const void *p, size_t len)
+{
+    if (w->used + len > sizeof(w->buf) && direct_flush(w) != 0)
+        return -1;
+    if (len >= sizeof(w->buf))
+        return send_all(w->fd, p, len);
+    memcpy(w->buf + w->used, p, len);
+    w->used += len;
+    return 0;
+}
+
+/* redisCommandArgv, but a command of DIRECT_BYTES or more is written by
+ * hand (RESP, as hiredis would) from @v, without a copy, and its reply read
+ * by hiredis. The output buffer of a blocking context is empty between
+ * commands, so nothing of hiredis's can be interleaved. */
+static redisReply *command_argv(redisContext *ctx, int n, const char **v, const size_t *len)
+{
+    struct direct *w;
+    void *reply = NULL;
+    size_t total = 0;
+    char head[32];
+    int i, rc;
+
+    for (i = 0; i < n; i++)
+        total += len[i];
+    if (total < DIRECT_BYTES || ctx->err != 0 || sdslen(ctx->obuf) != 0)
+        return redisCommandArgv(ctx, n, v, len);
+    w = exw_xmalloc(sizeof(*w));
+    w->fd = ctx->fd;
+    w->used = 0;
+    snprintf(head, sizeof(head), "*%d\r\n", n);
+    rc = direct_put(w, head, strlen(head));
+    for (i = 0; rc == 0 && i < n; i++) {
+        snprintf(head, sizeof(head), "$%zu\r\n", len[i]);
+        rc = direct_put(w, head, strlen(head));
+        if (rc == 0)
+            rc = direct_put(w, v[i], len[i]);
+        if (rc == 0)
+            rc = direct_put(w, "\r\n", 2);
+    }
+    if (rc == 0)
+        rc = direct_flush(w);
+    free(w);
+    if (rc != 0) {
+        /* As hiredis reports a failed write; the connection is done for. */
+        ctx->err = REDIS_ERR_IO;
+        exw_errno_text(errno, ctx->errstr, sizeof(ctx->errstr));
+        return NULL;
+    }
+    return redisGetReply(ctx, &reply) == REDIS_OK ? reply : NULL;
+}
+
 /* One round trip on @c (the connection's own, or a redirect's); *@out is the
  * raw reply (NULL when the connection failed). The test fault applies to the
  * connection's own context only. */
@@ -183,7 +276,7 @@ static void round_trip(struct exw_redis *rd, redisContext *ctx, const struct exw
 {
     int lose = ctx == rd->c && rd->fault != NULL && rd->fault(c, rd->fault_ud);
 
-    *out = redisCommandArgv(ctx, c->n, c->v, c->len);
+    *out = command_argv(ctx, c->n, c->v, c->len);
     if (lose && *out != NULL) {
         /* The command ran on Redis; its reply is lost on the way back. */
         freeReplyObject(*out);

@@ -181,6 +181,78 @@ static void test_cmd_args(void **state)
     exw_cmd_cleanup(&c);
 }
 
+/* A command of 1 MiB or more is written from the caller's buffers, not
+ * through hiredis's (redis.c, command_argv): every byte arrives, the reply
+ * is read, and the connection stays in step. */
+static void test_large_commands(void **state)
+{
+    struct it_fx *f = *state;
+    struct it_name k = it_key(f, "large"), l = it_key(f, "large-list");
+    struct exw_errbuf eb = {{0}};
+    size_t big = ((size_t)3 << 20) + 7, i, len = 0;
+    char *v = malloc(big);
+    const char *got;
+    struct exw_reply *r;
+    struct exw_cmd c;
+    long long n = -1, id = -1;
+    char ids[32];
+
+    assert_non_null(v);
+    for (i = 0; i < big; i++)
+        v[i] = (char)(i * 131 + (i >> 13)); /* every byte value, \r\n and NUL among them */
+    exw_cmd_init(&c);
+    exw_cmd_add(&c, "SET");
+    exw_cmd_add(&c, k.s);
+    exw_cmd_add_len(&c, v, big);
+    it_expect_ok(exw_redis_run_simple(f->rd, &c, "SET", &eb), &eb);
+    it_expect_bytes(f, &k, v, big);
+
+    /* Two large arguments, then many small ones that gather in the buffer. */
+    exw_cmd_init(&c);
+    exw_cmd_add(&c, "RPUSH");
+    exw_cmd_add(&c, l.s);
+    exw_cmd_add_len(&c, v, big);
+    exw_cmd_add_len(&c, v + 1, big - 1);
+    for (i = 0; i < 2000; i++)
+        exw_cmd_addf(&c, "e%zu", i);
+    it_expect_ok(exw_redis_run_int(f->rd, &c, "RPUSH", &n, &eb), &eb);
+    assert_int_equal(n, 2002);
+    r = it_cmd(f->h, "LINDEX", l.s, "1", NULL);
+    got = exw_reply_string(r, &len);
+    assert_int_equal(len, big - 1);
+    assert_memory_equal(got, v + 1, big - 1);
+    exw_reply_free(r);
+    r = it_cmd(f->h, "LINDEX", l.s, "-1", NULL);
+    assert_true(exw_reply_is(r, "e1999"));
+    exw_reply_free(r);
+
+    /* A script's large argument. */
+    exw_cmd_init(&c);
+    exw_cmd_add(&c, "EVAL");
+    exw_cmd_add(&c, "return #ARGV[1]");
+    exw_cmd_add(&c, "0");
+    exw_cmd_add_len(&c, v, big);
+    it_expect_ok(exw_redis_run_int(f->rd, &c, "EVAL", &n, &eb), &eb);
+    assert_int_equal(n, (long long)big);
+    it_expect_ok(it_try(f->rd, &eb, "PING", NULL), &eb);
+    assert_false(exw_redis_broken(f->rd));
+
+    /* Written to a connection Redis has closed: an error, as a read gives. */
+    exw_cmd_init(&c);
+    exw_cmd_add(&c, "CLIENT");
+    exw_cmd_add(&c, "ID");
+    it_expect_ok(exw_redis_run_int(f->rd, &c, "CLIENT ID", &id, &eb), &eb);
+    snprintf(ids, sizeof(ids), "%lld", id);
+    assert_int_equal(it_int(f->h, "CLIENT", "KILL", "ID", ids, NULL), 1);
+    exw_cmd_init(&c);
+    exw_cmd_add(&c, "SET");
+    exw_cmd_add(&c, k.s);
+    exw_cmd_add_len(&c, v, big);
+    it_expect_err(exw_redis_run_simple(f->rd, &c, "SET", &eb), EXW_EREDIS, &eb);
+    assert_true(exw_redis_broken(f->rd));
+    free(v);
+}
+
 static void test_replies(void **state)
 {
     struct it_fx *f = *state;
@@ -602,6 +674,7 @@ int main(void)
         IT_TEST(test_connect_selects_db, &e),
         cmocka_unit_test_prestate_setup_teardown(test_acl_user, it_setup, teardown_auth, &e),
         IT_TEST(test_cmd_args, &e),
+        IT_TEST(test_large_commands, &e),
         IT_TEST(test_replies, &e),
         IT_TEST(test_config_get, &e),
         IT_TEST(test_wrongtype_is_ereply, &e),
