@@ -181,6 +181,22 @@ static void test_cmd_args(void **state)
     exw_cmd_cleanup(&c);
 }
 
+/* Has Redis close f->rd's connection (from the helper connection). */
+static void kill_own_connection(struct it_fx *f)
+{
+    struct exw_errbuf eb = {{0}};
+    struct exw_cmd c;
+    long long id = -1;
+    char ids[32];
+
+    exw_cmd_init(&c);
+    exw_cmd_add(&c, "CLIENT");
+    exw_cmd_add(&c, "ID");
+    it_expect_ok(exw_redis_run_int(f->rd, &c, "CLIENT ID", &id, &eb), &eb);
+    snprintf(ids, sizeof(ids), "%lld", id);
+    assert_int_equal(it_int(f->h, "CLIENT", "KILL", "ID", ids, NULL), 1);
+}
+
 /* A command of 1 MiB or more is written from the caller's buffers, not
  * through hiredis's (redis.c, command_argv): every byte arrives, the reply
  * is read, and the connection stays in step. */
@@ -194,8 +210,7 @@ static void test_large_commands(void **state)
     const char *got;
     struct exw_reply *r;
     struct exw_cmd c;
-    long long n = -1, id = -1;
-    char ids[32];
+    long long n = -1;
 
     assert_non_null(v);
     for (i = 0; i < big; i++)
@@ -238,12 +253,7 @@ static void test_large_commands(void **state)
     assert_false(exw_redis_broken(f->rd));
 
     /* Written to a connection Redis has closed: an error, as a read gives. */
-    exw_cmd_init(&c);
-    exw_cmd_add(&c, "CLIENT");
-    exw_cmd_add(&c, "ID");
-    it_expect_ok(exw_redis_run_int(f->rd, &c, "CLIENT ID", &id, &eb), &eb);
-    snprintf(ids, sizeof(ids), "%lld", id);
-    assert_int_equal(it_int(f->h, "CLIENT", "KILL", "ID", ids, NULL), 1);
+    kill_own_connection(f);
     exw_cmd_init(&c);
     exw_cmd_add(&c, "SET");
     exw_cmd_add(&c, k.s);
@@ -431,16 +441,8 @@ static void test_dropped_connection(void **state)
 {
     struct it_fx *f = *state;
     struct exw_errbuf eb = {{0}};
-    struct exw_cmd c;
-    long long id = -1;
-    char ids[32];
 
-    exw_cmd_init(&c);
-    exw_cmd_add(&c, "CLIENT");
-    exw_cmd_add(&c, "ID");
-    it_expect_ok(exw_redis_run_int(f->rd, &c, "CLIENT ID", &id, &eb), &eb);
-    snprintf(ids, sizeof(ids), "%lld", id);
-    assert_int_equal(it_int(f->h, "CLIENT", "KILL", "ID", ids, NULL), 1);
+    kill_own_connection(f);
 
     it_expect_err(it_try(f->rd, &eb, "PING", NULL), EXW_EREDIS, &eb);
     assert_true(exw_redis_broken(f->rd));
