@@ -50,12 +50,11 @@ struct run {
     char *id;            /* the id, once known (owned) */
     struct exw_job *job; /* the parsed document, once parsed */
     const struct exw_service *svc;
-    struct lookups *lookups;     /* NULL once freed, early when the job succeeded */
-    struct lookup_counts counts; /* theirs as they were freed */
-    int64_t taken_at;            /* monotonic: when the take was sent */
-    int64_t began_us;            /* exw_mono_us() as this thread began the run, for its duration */
-    int64_t deadline;            /* monotonic */
-    int64_t grace_deadline;      /* monotonic; 0 until a stop is asked for */
+    struct lookups *lookups;
+    int64_t taken_at;       /* monotonic: when the take was sent */
+    int64_t began_us;       /* exw_mono_us() as this thread began the run, for its duration */
+    int64_t deadline;       /* monotonic */
+    int64_t grace_deadline; /* monotonic; 0 until a stop is asked for */
     int64_t next_progress;
     int last_progress;
     long attempt; /* this run's start, as the status says while it owns the job; 0 before */

@@ -87,15 +87,6 @@ static int progress_of(const struct run *r, const struct lookup_counts *lc)
     return p > 99 ? 99 : p;
 }
 
-/* The job's lookup figures: from its lookups, or as they were freed. */
-static void lookup_counts_of(const struct run *r, struct lookup_counts *lc)
-{
-    if (r->lookups != NULL)
-        exw_lookups_counts(r->lookups, lc);
-    else
-        *lc = r->counts;
-}
-
 /* Writes progress to the status hash (at most every PROGRESS_EVERY_MS, or now
  * with @force) and learns whether the job was cancelled. */
 static void report_progress(struct run *r, int force)
@@ -111,7 +102,8 @@ static void report_progress(struct run *r, int force)
     if (!force && now < r->next_progress)
         return;
     r->next_progress = now + PROGRESS_EVERY_MS;
-    lookup_counts_of(r, &lc);
+    if (r->lookups != NULL)
+        exw_lookups_counts(r->lookups, &lc);
     progress = progress_of(r, &lc);
     snprintf(f_prog, sizeof(f_prog), "%d", progress);
     snprintf(f_rw, sizeof(f_rw), "%lld", r->rows_written);
@@ -345,7 +337,8 @@ static enum run_result finish(struct run *r, const char *state, const char *dead
     enum run_result res = RUN_ENDED;
     exw_err rc;
 
-    lookup_counts_of(r, &lc);
+    if (r->lookups != NULL)
+        exw_lookups_counts(r->lookups, &lc);
     snprintf(now, sizeof(now), "%lld", (long long)exw_wall_ms());
     snprintf(rw, sizeof(rw), "%lld", r->rows_written);
     snprintf(rt, sizeof(rt), "%lld", r->rows_total);
@@ -694,14 +687,6 @@ enum run_result exw_run_job(struct slot *s, const char *doc, size_t len, int64_t
             run_set_outcome(&r, OUT_FAILED, "internal", "%s", exw_lookups_error(r.lookups));
         if (r.outcome == OUT_NONE)
             r.outcome = OUT_SUCCEEDED;
-        /* A job that succeeded needs only the counts of its lookups: the index
-         * of its keys and their cache go before its end, which copies the
-         * document on its way to Redis (a large inline job's peak). */
-        if (r.outcome == OUT_SUCCEEDED && r.wcount == 0) {
-            exw_lookups_counts(r.lookups, &r.counts);
-            exw_lookups_free(r.lookups);
-            r.lookups = NULL;
-        }
     }
     if (r.outcome != OUT_NONE)
         res = conclude(&r);
