@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exw/arena.h"
 #include "exw/job.h"
 #include "exw/json.h"
 
@@ -128,9 +129,9 @@ struct row_member {
 struct exw_row {
     char *text;                 /* a rows_key row's own copy of its text, else NULL */
     struct row_member *members; /* sorted by field, one per field */
-    size_t nmembers;
-    char *strings; /* the decoded string values */
-    size_t bytes;  /* what the row holds on the heap */
+    size_t nmembers, cap;       /* cap: room in members */
+    char *strings;              /* the decoded string values, unless an arena holds them */
+    size_t bytes;               /* what the row holds on the heap */
 };
 
 static int by_field_then_order(const void *a, const void *b)
@@ -158,31 +159,30 @@ static size_t keep_first(struct exw_row *row, size_t n)
     return kept;
 }
 
-/* Reads the row object @obj: the members the columns and the lookup key name,
- * their strings decoded. Takes ownership of @text (@text_len bytes, or NULL). */
-static struct exw_row *row_read(const struct exw_job *job, const struct exw_json_value *obj,
-                                char *text, size_t text_len)
+/* Reads the row object @obj into @row (new, or reused: its members array is
+ * kept): the members the columns and the lookup key name, their strings
+ * decoded into @arena, or into row->strings when @arena is NULL. */
+static void row_fill(struct exw_row *row, const struct exw_job *job,
+                     const struct exw_json_value *obj, struct exw_arena *arena)
 {
-    struct exw_row *row = exw_xcalloc(1, sizeof(*row));
     struct exw_json_value name, v;
     struct exw_json_iter it;
-    size_t cap = 0, n = 0, order = 0, i, bytes = 0, field;
+    size_t n = 0, order = 0, i, bytes = 0, field;
     char *o;
 
-    row->text = text;
-    row->bytes = sizeof(*row) + text_len;
+    row->nmembers = 0;
     if (job->fields == NULL || job->fields->n == 0)
-        return row; /* no column reads the rows */
+        return; /* no column reads the rows */
     exw_json_iter_init(&it, obj);
     while (exw_json_iter_next(&it, &name, &v)) {
         field = field_of(job->fields, &name);
         if (field == EXW_NO_FIELD)
             continue;
-        if (n == cap && cap >= 2 * job->fields->n)
+        if (n == row->cap && row->cap >= 2 * job->fields->n)
             n = keep_first(row, n); /* repeated names: the array stays bounded */
-        if (n == cap) {
-            cap = cap ? 2 * cap : 8;
-            row->members = exw_xrealloc(row->members, cap * sizeof(*row->members));
+        if (n == row->cap) {
+            row->cap = row->cap ? 2 * row->cap : 8;
+            row->members = exw_xrealloc(row->members, row->cap * sizeof(*row->members));
         }
         row->members[n].field = field;
         row->members[n].order = order++;
@@ -194,8 +194,14 @@ static struct exw_row *row_read(const struct exw_job *job, const struct exw_json
         if (row->members[i].v.kind == EXW_JSON_STRING)
             bytes += row->members[i].v.len;
     }
-    o = row->strings = bytes > 0 ? exw_xmalloc(bytes) : NULL;
-    row->bytes += cap * sizeof(*row->members) + bytes;
+    if (bytes == 0)
+        return;
+    if (arena != NULL) {
+        o = exw_arena_alloc(arena, bytes);
+    } else {
+        o = row->strings = exw_xmalloc(bytes);
+        row->bytes += bytes;
+    }
     for (i = 0; i < row->nmembers; i++) {
         struct exw_json_value *s = &row->members[i].v;
 
@@ -205,6 +211,19 @@ static struct exw_row *row_read(const struct exw_job *job, const struct exw_json
         s->str_len = exw_json_string_decode(s, o);
         o += s->str_len + 1;
     }
+}
+
+/* A new row read from the object @obj. Takes ownership of @text (@text_len
+ * bytes, or NULL). */
+static struct exw_row *row_read(const struct exw_job *job, const struct exw_json_value *obj,
+                                char *text, size_t text_len)
+{
+    struct exw_row *row = exw_xcalloc(1, sizeof(*row));
+
+    row->text = text;
+    row->bytes = sizeof(*row) + text_len;
+    row_fill(row, job, obj, NULL);
+    row->bytes += row->cap * sizeof(*row->members);
     return row;
 }
 
@@ -220,25 +239,51 @@ exw_err exw_job_next_row(struct exw_job *job, struct exw_row **out, struct exw_e
     return EXW_OK;
 }
 
-exw_err exw_row_parse(const struct exw_job *job, const char *text, size_t len, size_t index,
-                      struct exw_row **out, struct exw_errbuf *eb)
+/* Checks that the @len bytes at @text are a row: valid JSON, an object. */
+static exw_err check_row(const struct exw_job *job, const char *text, size_t len, size_t index,
+                         struct exw_errbuf *eb)
 {
     struct exw_json_value root;
     struct exw_errbuf why;
-    char *copy;
 
-    *out = NULL;
     if (exw_json_check(text, len, job->limits.max_depth, &why) != EXW_OK)
         return exw_errbuf_set(eb, EXW_EJSON, "rows[%zu]: not valid JSON (%s)", index, why.msg);
     exw_json_root(text, len, &root);
     if (root.kind != EXW_JSON_OBJECT)
         return exw_errbuf_set(eb, EXW_EJSON, "rows[%zu]: expected an object, got %s", index,
                               exw_json_kind_name(root.kind));
+    return EXW_OK;
+}
+
+exw_err exw_row_parse(const struct exw_job *job, const char *text, size_t len, size_t index,
+                      struct exw_row **out, struct exw_errbuf *eb)
+{
+    struct exw_json_value root;
+    char *copy;
+
+    *out = NULL;
+    if (check_row(job, text, len, index, eb) != EXW_OK)
+        return EXW_EJSON;
     /* The row is read from a copy: the caller's reply buffer may go. */
     copy = exw_xmalloc(len);
     memcpy(copy, text, len);
     exw_json_root(copy, len, &root);
     *out = row_read(job, &root, copy, len);
+    return EXW_OK;
+}
+
+exw_err exw_row_parse_in(const struct exw_job *job, const char *text, size_t len, size_t index,
+                         struct exw_arena *strings, struct exw_row **row, struct exw_errbuf *eb)
+{
+    struct exw_json_value root;
+
+    if (check_row(job, text, len, index, eb) != EXW_OK)
+        return EXW_EJSON;
+    if (*row == NULL)
+        *row = exw_xcalloc(1, sizeof(**row));
+    EXW_ASSERT((*row)->text == NULL && (*row)->strings == NULL);
+    exw_json_root(text, len, &root);
+    row_fill(*row, job, &root, strings);
     return EXW_OK;
 }
 

@@ -16,6 +16,7 @@
 #include "exw/err.h"
 #include "exw/json_text.h"
 
+struct exw_arena;
 struct exw_job;
 struct exw_row;        /* one row object, read in place */
 struct exw_job_fields; /* the distinct field names of a job's columns */
@@ -39,6 +40,16 @@ EXW_MUST_CHECK exw_err exw_job_next_row(struct exw_job *job, struct exw_row **ou
  * else is EXW_EJSON naming the row. Thread: any. */
 EXW_MUST_CHECK exw_err exw_row_parse(const struct exw_job *job, const char *text, size_t len,
                                      size_t index, struct exw_row **out, struct exw_errbuf *eb);
+
+/* Parses like exw_row_parse(), into *@row for rows that are used at once
+ * and dropped together (a batch whose cells are typed as it is read): *@row
+ * is NULL the first time, then the same row is reused (its members array is
+ * kept; free it with exw_row_free). The row reads @text in place, so it is
+ * good only while @text lives, and its decoded strings go to @strings, where
+ * they stay until the arena is reset. Thread: owner of *@row and @strings. */
+EXW_MUST_CHECK exw_err exw_row_parse_in(const struct exw_job *job, const char *text, size_t len,
+                                        size_t index, struct exw_arena *strings,
+                                        struct exw_row **row, struct exw_errbuf *eb);
 
 /* The bytes @row holds on the heap (its text, members and strings); 0 for
  * NULL. Thread: any. */

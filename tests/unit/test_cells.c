@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exw/arena.h"
 #include "exw/buf.h"
 #include "exw/cells.h"
 #include "exw/job.h"
@@ -758,6 +759,58 @@ static void test_row_key_limit(void **state)
     drop(job);
 }
 
+/* Rows read into one reused row, their strings into an arena (a typed batch,
+ * worker/rows_reader.c): each row's cells stay good after the row is reused
+ * for the next and its text is gone, until the arena is reset. */
+static void test_rows_in_arena(void **state)
+{
+    static const char *const rows[] = {
+        "{\"s\": \"first\", \"n\": 1.5, \"d\": \"2024-02-29\"}",
+        "{\"zz\": [\"not a column\"], \"s\": \"a\\u00e9\\\"b\", \"s\": \"later\", \"i\": 7}",
+        "{\"b\": true}",
+        "{\"n\": 2, \"s\": 12.25, \"t\": \"2024-01-02T03:04:05\", \"x1\": 1, \"x2\": 2, "
+        "\"x3\": 3, \"x4\": 4, \"x5\": 5, \"x6\": 6, \"x7\": 7, \"x8\": 8, \"x9\": 9}",
+    };
+    struct exw_job *job = parse_ok(typed_doc);
+    struct exw_cell cells[4][NCOLS];
+    struct exw_arena strings;
+    struct exw_row *row = NULL;
+    struct exw_errbuf eb;
+    size_t i;
+
+    (void)state;
+    exw_arena_init(&strings, 16); /* small blocks: the rows span several */
+    for (i = 0; i < 4; i++) {
+        char *copy = exact_copy(rows[i], strlen(rows[i]));
+
+        assert_int_equal(exw_row_parse_in(job, copy, strlen(rows[i]), i, &strings, &row, &eb),
+                         EXW_OK);
+        assert_int_equal(exw_job_row_cells(job, row, i, NULL, cells[i], &eb), EXW_OK);
+        free(copy); /* the cells no longer need the row's text */
+    }
+    assert_string_equal(cells[0][COL_S].str, "first");
+    assert_true(cells[0][COL_N].num == 1.5);
+    assert_int_equal(cells[0][COL_D].dt.day, 29);
+    assert_string_equal(cells[1][COL_S].str, "a\xc3\xa9\"b"); /* the first of equal names */
+    assert_true(cells[1][COL_I].num == 7);
+    assert_int_equal(cells[1][COL_N].kind, EXW_CELL_EMPTY); /* not carried from row 0 */
+    assert_int_equal(cells[2][COL_S].kind, EXW_CELL_EMPTY);
+    assert_int_equal(cells[2][COL_B].kind, EXW_CELL_BOOLEAN);
+    assert_string_equal(cells[3][COL_S].str, "12.25");
+    assert_int_equal(cells[3][COL_T].dt.sec, 5);
+    for (i = 0; i < 4; i++)
+        exw_cells_cleanup(cells[i], NCOLS);
+    exw_arena_reset(&strings);
+    /* Errors name the row, as exw_row_parse() does. */
+    assert_int_equal(exw_row_parse_in(job, "[1]", 3, 9, &strings, &row, &eb), EXW_EJSON);
+    assert_contains(eb.msg, "rows[9]: expected an object, got array");
+    assert_int_equal(exw_row_parse_in(job, "{\"s\":", 5, 10, &strings, &row, &eb), EXW_EJSON);
+    assert_contains(eb.msg, "rows[10]: not valid JSON");
+    exw_row_free(row);
+    exw_arena_cleanup(&strings);
+    drop(job);
+}
+
 /* ---- Lookup responses, read in place ---- */
 
 static void test_lookup_cells_in_place(void **state)
@@ -824,6 +877,7 @@ int main(void)
         cmocka_unit_test(test_error_texts_utf8),
         cmocka_unit_test(test_row_key),
         cmocka_unit_test(test_row_key_limit),
+        cmocka_unit_test(test_rows_in_arena),
         cmocka_unit_test(test_lookup_cells),
         cmocka_unit_test(test_lookup_cells_errors),
         cmocka_unit_test(test_lookup_cells_string_limit),
