@@ -623,33 +623,41 @@ out:
     return verdict;
 }
 
+exw_err exw_job_parse_identified(const char *doc, size_t len, const struct exw_limits *lim,
+                                 const char *prefix, const char *id, struct exw_job **out,
+                                 struct exw_errbuf *eb)
+{
+    struct exw_json_value root, m[M_N];
+    struct exw_job *job;
+    exw_err rc;
+
+    exw_json_root(doc, len, &root);
+    get_members(&root, doc_members, m);
+    job = exw_xcalloc(1, sizeof(*job));
+    job->id = exw_xstrdup(id);
+    job->limits = *lim;
+    job->key_field = EXW_NO_FIELD;
+    rc = parse_fields(m, job, lim, prefix, eb);
+    if (rc != EXW_OK) {
+        exw_job_free(job);
+        job = NULL;
+    }
+    *out = job;
+    return rc;
+}
+
 exw_err exw_job_parse(const char *doc, size_t len, const struct exw_limits *lim, const char *prefix,
                       struct exw_job **out, enum exw_job_verdict *verdict, char **id,
                       struct exw_errbuf *eb)
 {
-    struct exw_json_value root, m[M_N];
-    struct exw_job *job = NULL;
     exw_err rc;
 
     *out = NULL;
     *verdict = exw_job_identify(doc, len, lim, id, eb);
     if (*verdict != EXW_JOB_OK)
         return len > lim->max_job_bytes ? EXW_ELIMIT : EXW_EJSON;
-    exw_json_root(doc, len, &root);
-    get_members(&root, doc_members, m);
-    *verdict = EXW_JOB_INVALID;
-    job = exw_xcalloc(1, sizeof(*job));
-    job->id = exw_xstrdup(*id);
-    job->limits = *lim;
-    job->key_field = EXW_NO_FIELD;
-    rc = parse_fields(m, job, lim, prefix, eb);
-    if (rc == EXW_OK) {
-        *verdict = EXW_JOB_OK;
-    } else {
-        exw_job_free(job);
-        job = NULL;
-    }
-    *out = job;
+    rc = exw_job_parse_identified(doc, len, lim, prefix, *id, out, eb);
+    *verdict = rc == EXW_OK ? EXW_JOB_OK : EXW_JOB_INVALID;
     return rc;
 }
 

@@ -559,19 +559,15 @@ static int start(struct run *r, int busy_here, enum run_result *res)
 static int prepare(struct run *r, const struct exw_limits *lim)
 {
     const struct exw_config *cfg = r->w->cfg;
-    enum exw_job_verdict verdict;
     struct exw_errbuf eb;
-    char *id = NULL;
     struct exw_redis *rd;
 
-    if (exw_job_parse(r->doc, r->doc_len, lim, cfg->prefix, &r->job, &verdict, &id, &eb) !=
+    /* exw_run_job() identified the document before its start. */
+    if (exw_job_parse_identified(r->doc, r->doc_len, lim, cfg->prefix, r->id, &r->job, &eb) !=
         EXW_OK) {
-        free(id);
-        run_set_outcome(r, OUT_FAILED, verdict == EXW_JOB_TOO_LARGE ? "too_large" : "invalid_job",
-                        "%s", eb.msg);
+        run_set_outcome(r, OUT_FAILED, "invalid_job", "%s", eb.msg);
         return 0;
     }
-    free(id);
     if (r->job->service != NULL) {
         r->svc = exw_service_for_job(cfg, r->job->service, &eb);
         if (r->svc == NULL) {

@@ -280,9 +280,15 @@ static void write_rows(struct run *r)
     int64_t check_at = 0;
     int typed;
 
-    r->wcap = (size_t)cfg->batch_rows;
-    r->window = exw_xcalloc(r->wcap, sizeof(*r->window));
-    r->cells = exw_xcalloc(r->job->ncolumns, sizeof(*r->cells));
+    typed = r->job->rows_key != NULL && r->job->lookup_key == NULL;
+    if (!typed) {
+        /* No larger than the job: a small job's window is a few slots. */
+        r->wcap = (size_t)cfg->batch_rows;
+        if (r->rows_total >= 0 && (unsigned long long)r->rows_total < r->wcap)
+            r->wcap = r->rows_total > 0 ? (size_t)r->rows_total : 1;
+        r->window = exw_xcalloc(r->wcap, sizeof(*r->window));
+        r->cells = exw_xcalloc(r->job->ncolumns, sizeof(*r->cells));
+    }
     if (!open_file(r))
         return;
     /* libxlsxwriter's temporary files go to a folder of the workbook's own,
@@ -308,7 +314,6 @@ static void write_rows(struct run *r)
                         cfg->tmpdir, eb.msg);
         return;
     }
-    typed = r->job->rows_key != NULL && r->job->lookup_key == NULL;
     if (r->job->rows_key != NULL && (r->reader = rows_reader_start(r, typed)) == NULL) {
         run_set_outcome(r, OUT_LOST, NULL, "cannot start a thread to read %s", r->job->rows_key);
         return;

@@ -148,6 +148,15 @@ char *exw_job_scan_id(const char *doc, size_t len);
 enum exw_job_verdict exw_job_identify(const char *doc, size_t len, const struct exw_limits *lim,
                                       char **id, struct exw_errbuf *eb);
 
+/* The second step of exw_job_parse(), for a document that exw_job_identify()
+ * found EXW_JOB_OK under @id with the same @lim (not checked again): the
+ * fields, columns, lookup and rows. On failure *@out is NULL, the job is
+ * invalid_job (EXW_EJSON) and @eb says why. Thread: any. */
+EXW_MUST_CHECK exw_err exw_job_parse_identified(const char *doc, size_t len,
+                                                const struct exw_limits *lim, const char *prefix,
+                                                const char *id, struct exw_job **out,
+                                                struct exw_errbuf *eb);
+
 /* The rows_key of a document that failed to parse, when it has a usable one
  * (a string naming a key under @prefix, as exw_job_parse() requires), so that
  * the list can still be deleted as the job ends; else NULL. Reads the

@@ -370,6 +370,34 @@ static void test_verdict_invalid_with_id(void **state)
     expect_invalid("{\"rows\": [], \"id\": \"late:id\", \"columns\": 5}", "late:id", "columns");
 }
 
+/* The two steps that exw_job_parse() takes, taken apart as the runner does:
+ * identify (before the job's start is recorded), then parse the rest. */
+static void test_parse_identified(void **state)
+{
+    static const char good[] = "{\"id\": \"two-steps\", \"columns\": [{\"header\": \"A\", "
+                               "\"field\": \"a\"}], \"rows\": [{\"a\": 1}]}";
+    static const char bad[] = "{\"id\": \"two-steps\", \"columns\": []}";
+    struct exw_limits lim;
+    struct exw_errbuf eb;
+    struct exw_job *job = NULL;
+    char *id = NULL;
+
+    (void)state;
+    exw_limits_default(&lim);
+    assert_int_equal(exw_job_identify(good, strlen(good), &lim, &id, &eb), EXW_JOB_OK);
+    assert_int_equal(exw_job_parse_identified(good, strlen(good), &lim, PREFIX, id, &job, &eb),
+                     EXW_OK);
+    assert_string_equal(job->id, "two-steps");
+    assert_int_equal(job->ncolumns, 1);
+    assert_int_equal(job->nrows, 1);
+    exw_job_free(job);
+    assert_int_equal(exw_job_parse_identified(bad, strlen(bad), &lim, PREFIX, id, &job, &eb),
+                     EXW_EJSON);
+    assert_null(job);
+    assert_contains(eb.msg, "columns");
+    free(id);
+}
+
 static void test_verdict_too_large(void **state)
 {
     struct exw_limits lim;
@@ -1452,6 +1480,7 @@ int main(void)
         cmocka_unit_test(test_parse_unknown_members_ignored),
         cmocka_unit_test(test_verdict_dead),
         cmocka_unit_test(test_verdict_invalid_with_id),
+        cmocka_unit_test(test_parse_identified),
         cmocka_unit_test(test_verdict_too_large),
         cmocka_unit_test(test_too_large_without_id),
         cmocka_unit_test(test_verdict_bad_utf8),
