@@ -665,6 +665,57 @@ class Bench:
             except BenchError as e:
                 self.fail("small", label, e)
 
+    def scenario_shape(self):
+        """An export of the caller's own shape (--shape JOB.json ROWS.jsonl): the
+        worker on those rows from rows_key, against bench-xlsx-cells writing the
+        same cells with bare libxlsxwriter."""
+        try:
+            job_path, rows_path = self.args.shape
+            with open(job_path) as f:
+                job = json.load(f)
+            if not isinstance(job, dict) or job.get("lookup") or job.get("rows_key"):
+                raise BenchError("%s: give a job's columns (no lookup, no rows_key)" % job_path)
+            job.pop("rows", None)
+            name = "benchtpl:shape"
+            self.r.delete(name)
+            n, width = 0, 0
+            p = self.r.pipeline(transaction=False)
+            with open(rows_path, "rb") as f:
+                for line in f:
+                    line = line.strip()
+                    if not line:
+                        continue
+                    p.rpush(name, line)
+                    n += 1
+                    width = max(width, len(line))
+                    if len(p) >= 1000:
+                        p.execute()
+            p.execute()
+            self.templates[name] = n
+            label = "shape: %s rows x %d columns (%s)" % (count(n), len(job.get("columns", [])),
+                                                          os.path.basename(rows_path))
+            times, refs, ratios, sizes = [], [], [], []
+            with Worker(self, "shape", 32, None) as w:
+                for run in range(self.args.runs):
+                    doc = dict(job, id=w.new_id(), rows_key=w.rows_from(name), result_ttl=600)
+                    took, st = w.run(doc, self.args.timeout)
+                    out = os.path.join(self.args.workdir, "shape.xlsx")
+                    _, ref = run_program([self.args.xlsx_cells, job_path, rows_path, out,
+                                          self.args.workdir])
+                    os.unlink(out)
+                    times.append(took)
+                    refs.append(ref["seconds"])
+                    ratios.append(took / ref["seconds"])
+                    sizes.append((int(st.get("result_bytes", 0)), ref["bytes"]))
+                    self.progress(label, run, took, " (bare loop %s)" % fmt_s(ref["seconds"]))
+                hwm = w.hwm_kib()
+            self.add("shape", label, "%s, %s" % (fmt_s(med(times)), fmt_rate(n / med(times), "rows")),
+                     "xlsx cells %s" % fmt_s(med(refs)), "%.2f" % med(ratios), fmt_mib(hwm),
+                     "rows of up to %d bytes; result %s (loop %s)" % (
+                         width, fmt_mb(sizes[-1][0]), fmt_mb(sizes[-1][1])))
+        except (BenchError, OSError, ValueError) as e:
+            self.fail("shape", "shape: %s" % " ".join(self.args.shape), e)
+
     # ---- output ----
 
     def table(self):
@@ -743,6 +794,11 @@ def main():
                     help="smaller sizes (no 1M-row workbook): about 2 minutes")
     ap.add_argument("--only", default=",".join(GROUPS),
                     help="comma-separated groups: " + ",".join(GROUPS))
+    ap.add_argument("--shape", nargs=2, metavar=("JOB.json", "ROWS.jsonl"),
+                    help="also run a job of this shape: its columns (a job document without "
+                    "lookups) and its rows, one JSON object a line; compared with "
+                    "bench-xlsx-cells on the same cells. With --only shape, only that")
+    ap.add_argument("--xlsx-cells", help="bench-xlsx-cells (for --shape)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per job")
     ap.add_argument("--markdown", metavar="FILE", help="also write the table there (Markdown)")
     args = ap.parse_args()
@@ -750,8 +806,14 @@ def main():
         ap.error("--runs must be at least 1")
     groups = [g for g in args.only.split(",") if g]
     for g in groups:
-        if g not in GROUPS:
+        if g not in GROUPS + ["shape"]:
             ap.error("unknown group %r (known: %s)" % (g, ",".join(GROUPS)))
+    if args.shape and not args.xlsx_cells:
+        ap.error("--shape needs --xlsx-cells")
+    if args.shape and "shape" not in groups:
+        groups.append("shape")
+    if "shape" in groups and not args.shape:
+        ap.error("the shape group needs --shape JOB.json ROWS.jsonl")
 
     bench = Bench(args)
     info = machine()
@@ -759,7 +821,7 @@ def main():
     busy_before = cpu_busy()
     t_start = time.monotonic()
     try:
-        for g in GROUPS:
+        for g in GROUPS + ["shape"]:
             if g in groups:
                 log("==> %s" % g)
                 getattr(bench, "scenario_" + g)()

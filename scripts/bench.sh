@@ -10,10 +10,14 @@
 # about 2.
 #
 #   scripts/bench.sh [--build-dir DIR] [--runs N] [--quick] [--only GROUPS]
-#                    [--markdown FILE]
-#   GROUPS: comma-separated of seed,grid,lookups,books,bigjob,mixed,small
+#                    [--markdown FILE] [--shape JOB.json ROWS.jsonl]
+#   GROUPS: comma-separated of seed,grid,lookups,books,bigjob,mixed,small,shape
+#   --shape adds a job of your own shape: a job document's columns (no lookups)
+#   and its rows, one JSON object a line, against bench-xlsx-cells writing the
+#   same cells; --only shape runs only that.
 set -euo pipefail
 
+here=$PWD
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 # shellcheck source=scripts/lib.sh
@@ -24,7 +28,7 @@ args=()
 while [[ $# -gt 0 ]]; do
     case $1 in
     -h | --help)
-        sed -n '2,14s/^# \{0,1\}//p' "$0"
+        sed -n '2,17s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     --build-dir)
@@ -33,6 +37,11 @@ while [[ $# -gt 0 ]]; do
         shift
         ;;
     --build-dir=*) build=${1#--build-dir=} ;;
+    --shape)
+        [[ $# -ge 3 ]] || { echo "bench.sh: --shape needs JOB.json ROWS.jsonl" >&2; exit 64; }
+        args+=(--shape "$(cd "$here" && realpath -- "$2")" "$(cd "$here" && realpath -- "$3")")
+        shift 2
+        ;;
     *) args+=("$1") ;;
     esac
     shift
@@ -47,7 +56,8 @@ if grep -qE '^EXW_SANITIZE:STRING=.+' "$build/CMakeCache.txt" 2>/dev/null; then
     exit 64
 fi
 echo "==> building in $build/"
-targets=(export-worker export-mock-lookup bench-curl-multi bench-xlsx-loop bench-redis-cycles)
+targets=(export-worker export-mock-lookup bench-curl-multi bench-xlsx-loop bench-redis-cycles
+    bench-xlsx-cells)
 if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
     cmake --build "$build" -j"$(nproc)" --target "${targets[@]}"; } >"$dir/build.log" 2>&1; then
     cat "$dir/build.log" >&2
@@ -68,6 +78,6 @@ for ms in 500 50 10 0; do
 done
 
 "$EXW_PYTHON" scripts/bench.py --worker "${bins[0]}" --curl-multi "${bins[2]}" \
-    --xlsx-loop "${bins[3]}" --redis-cycles "${bins[4]}" \
+    --xlsx-loop "${bins[3]}" --redis-cycles "${bins[4]}" --xlsx-cells "${bins[5]}" \
     --redis-url "redis://127.0.0.1:$EXW_REDIS_PORT/0" "${mocks[@]}" \
     --workdir "$dir" "${args[@]}"
