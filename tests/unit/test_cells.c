@@ -768,8 +768,9 @@ static void test_rows_in_arena(void **state)
         "{\"s\": \"first\", \"n\": 1.5, \"d\": \"2024-02-29\"}",
         "{\"zz\": [\"not a column\"], \"s\": \"a\\u00e9\\\"b\", \"s\": \"later\", \"i\": 7}",
         "{\"b\": true}",
-        "{\"n\": 2, \"s\": 12.25, \"t\": \"2024-01-02T03:04:05\", \"x1\": 1, \"x2\": 2, "
-        "\"x3\": 3, \"x4\": 4, \"x5\": 5, \"x6\": 6, \"x7\": 7, \"x8\": 8, \"x9\": 9}",
+        /* More named members than the row's first array holds: it grows, and is kept. */
+        ("{\"n\": 2, \"s\": 12.25, \"t\": \"2024-01-02T03:04:05\", \"s\": 1, \"s\": 2, "
+         "\"i\": 3, \"i\": 4, \"b\": true, \"b\": false, \"zz\": 0, \"i\": 5}"),
     };
     struct exw_job *job = parse_ok(typed_doc);
     struct exw_cell cells[4][NCOLS];
@@ -797,6 +798,8 @@ static void test_rows_in_arena(void **state)
     assert_int_equal(cells[2][COL_S].kind, EXW_CELL_EMPTY);
     assert_int_equal(cells[2][COL_B].kind, EXW_CELL_BOOLEAN);
     assert_string_equal(cells[3][COL_S].str, "12.25");
+    assert_true(cells[3][COL_I].num == 3);
+    assert_true(cells[3][COL_B].num == 1);
     assert_int_equal(cells[3][COL_T].dt.sec, 5);
     for (i = 0; i < 4; i++)
         exw_cells_cleanup(cells[i], NCOLS);
