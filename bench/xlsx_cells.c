@@ -239,6 +239,9 @@ int main(int argc, char **argv)
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(jc, "field");
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(jc, "type");
         const cJSON *w = cJSON_GetObjectItemCaseSensitive(jc, "width");
+        const cJSON *nf = cJSON_GetObjectItemCaseSensitive(jc, "format");
+        static const char *const defaults[] = {NULL, NULL, "0", "yyyy-mm-dd", "yyyy-mm-dd hh:mm:ss",
+                                               NULL};
 
         if (!cJSON_IsString(h) || !cJSON_IsString(f))
             die("%s: every column needs a header and a field (no lookup columns)", argv[1]);
@@ -246,6 +249,7 @@ int main(int argc, char **argv)
         cols[ncols].field = f->valuestring;
         cols[ncols].kind = kind_of(cJSON_IsString(t) ? t->valuestring : NULL, h->valuestring);
         cols[ncols].width = cJSON_IsNumber(w) ? w->valuedouble : 0;
+        cols[ncols].num_format = cJSON_IsString(nf) ? nf->valuestring : defaults[cols[ncols].kind];
         ncols++;
     }
 
@@ -282,13 +286,8 @@ int main(int argc, char **argv)
     bold = workbook_add_format(wb);
     format_set_bold(bold);
     for (size_t c = 0; c < ncols; c++) {
-        static const char *const defaults[] = {NULL, NULL, "0", "yyyy-mm-dd", "yyyy-mm-dd hh:mm:ss",
-                                               NULL};
-        const cJSON *f =
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(jcols, (int)c), "format");
-        const char *num = cJSON_IsString(f) ? f->valuestring : defaults[cols[c].kind];
+        const char *num = cols[c].num_format;
 
-        cols[c].num_format = num;
         cols[c].format = NULL;
         for (size_t k = 0; num != NULL && k < c; k++) /* one format per distinct text */
             if (cols[k].num_format != NULL && strcmp(cols[k].num_format, num) == 0)

@@ -694,7 +694,7 @@ class Bench:
             self.templates[name] = n
             label = "shape: %s rows x %d columns (%s)" % (count(n), len(job.get("columns", [])),
                                                           os.path.basename(rows_path))
-            times, refs, ratios, sizes = [], [], [], []
+            times, refs, ratios = [], [], []
             with Worker(self, "shape", 32, None) as w:
                 for run in range(self.args.runs):
                     doc = dict(job, id=w.new_id(), rows_key=w.rows_from(name), result_ttl=600)
@@ -706,13 +706,13 @@ class Bench:
                     times.append(took)
                     refs.append(ref["seconds"])
                     ratios.append(took / ref["seconds"])
-                    sizes.append((int(st.get("result_bytes", 0)), ref["bytes"]))
+                    sizes = (int(st.get("result_bytes", 0)), ref["bytes"])
                     self.progress(label, run, took, " (bare loop %s)" % fmt_s(ref["seconds"]))
                 hwm = w.hwm_kib()
             self.add("shape", label, "%s, %s" % (fmt_s(med(times)), fmt_rate(n / med(times), "rows")),
                      "xlsx cells %s" % fmt_s(med(refs)), "%.2f" % med(ratios), fmt_mib(hwm),
                      "rows of up to %d bytes; result %s (loop %s)" % (
-                         width, fmt_mb(sizes[-1][0]), fmt_mb(sizes[-1][1])))
+                         width, fmt_mb(sizes[0]), fmt_mb(sizes[1])))
         except (BenchError, OSError, ValueError) as e:
             self.fail("shape", "shape: %s" % " ".join(self.args.shape), e)
 

@@ -284,7 +284,7 @@ static void write_rows(struct run *r)
     if (!typed) {
         /* No larger than the job: a small job's window is a few slots. */
         r->wcap = (size_t)cfg->batch_rows;
-        if (r->rows_total >= 0 && (unsigned long long)r->rows_total < r->wcap)
+        if (r->rows_total < cfg->batch_rows)
             r->wcap = r->rows_total > 0 ? (size_t)r->rows_total : 1;
         r->window = exw_xcalloc(r->wcap, sizeof(*r->window));
         r->cells = exw_xcalloc(r->job->ncolumns, sizeof(*r->cells));
