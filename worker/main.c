@@ -138,21 +138,30 @@ static void resolve_service(const struct exw_config *cfg, const struct exw_servi
  * keeps up to TRIM_KEEP_BYTES, and allocations below it come from the heaps
  * rather than from mmap.
  *
- * glibc also makes up to 8 arenas a core, and a thread that finds its arena
- * busy moves to another for good. With the pool's threads, the job threads
- * and their readers, a large job's memory then landed in a different arena
- * each time, and each arena kept what it once held: RSS grew by about 20
- * bytes per key of every large job (57, 65, then 73 MiB over three jobs of
- * 10^6 keys). MALLOC_ARENAS arenas hold the worker whatever the cores; the
- * per-thread caches serve most small allocations without their locks, and
- * lookups at 0 ms ran no slower. */
+ * Arenas: one for each of the worker's threads. glibc gives a thread its own
+ * arena until there are 8 a core, then one in turn of those there are, for
+ * good. Past that limit (a pool of 32 on 2 cores) two things went wrong:
+ * - the threads made for each job (its rows reader, its packer) found a
+ *   different arena each time, and each kept what a large job left in it:
+ *   RSS grew from one 10^6-key job to the next (57, 65, then 73 MiB);
+ * - lookup threads shared arenas, and the allocations curl makes for each
+ *   request that the per-thread caches do not serve waited for each other's
+ *   locks. With the two arenas this once kept, that was 1.3 futex calls a
+ *   lookup and a fifth of the worker's CPU time at 0 ms.
+ * With an arena each, a job's threads take the arenas of the last job's
+ * when they start (glibc keeps those of ended threads for the next), so
+ * RSS stays flat from job to job, and a lookup thread's locks are its own.
+ * The count: main, the limiter, the metrics listener, the heartbeat, the
+ * pool's threads, and for each job slot its thread, its rows reader and its
+ * packer; ARENAS_SPARE more for curl's name resolutions, each a thread.
+ * The settings' bounds keep it to a few thousand at most. */
 #define TRIM_KEEP_BYTES (1 << 20)
-#define MALLOC_ARENAS 2
-static void tune_malloc(void)
+#define ARENAS_SPARE 4
+static void tune_malloc(const struct exw_config *cfg)
 {
     mallopt(M_MMAP_THRESHOLD, TRIM_KEEP_BYTES);
     mallopt(M_TRIM_THRESHOLD, TRIM_KEEP_BYTES);
-    mallopt(M_ARENA_MAX, MALLOC_ARENAS);
+    mallopt(M_ARENA_MAX, (int)(4 + cfg->pool_size + 3 * cfg->concurrency + ARENAS_SPARE));
 }
 
 /* The registry, labelled with the configured services in their order. */
@@ -198,7 +207,7 @@ int main(int argc, char **argv)
     exw_log_setup(cfg.log_format, cfg.log_level);
     exw_log_set_thread("main");
     install_signals();
-    tune_malloc();
+    tune_malloc(&cfg);
 
     memset(&w, 0, sizeof(w));
     w.cfg = &cfg;
