@@ -86,6 +86,17 @@ int lookup_should_abort(void *ud)
     return atomic_load(&l->abort) || exw_mono_ms() >= l->deadline_ms;
 }
 
+/* What curl asks, many times a request, while the request is on the wire:
+ * only the abort flag, as the request's own timeout already ends at the
+ * job's deadline. Without a clock read each time, 10^5 lookups at 0 ms took
+ * 6.1 s of the worker's CPU instead of 6.6 (medians of 6, alternating). */
+static int request_aborted(void *ud)
+{
+    struct lookups *l = ud;
+
+    return atomic_load(&l->abort);
+}
+
 /* Sleeps @ms in short steps, waking early when the job's lookups must stop.
  * Returns 0 when it had to stop. */
 static int backoff_sleep(struct lookups *l, int64_t ms)
@@ -200,7 +211,7 @@ int lookup_fetch(struct lookups *l, struct lookup_thread *t, const char *url,
             /* A batch's answer is large enough to gain from compression; a
              * single key's is not worth the header. */
             .compressed = l->use_batch,
-            .abort_fn = lookup_should_abort,
+            .abort_fn = request_aborted,
             .abort_ud = l,
         };
         struct limiter_grant grant;
