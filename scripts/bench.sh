@@ -5,7 +5,7 @@
 # Builds the worker, the mock lookup service and bench/'s reference programs
 # (RelWithDebInfo, in build/ unless --build-dir), starts a throw-away
 # redis-server and mock lookup services answering after 500, 50, 10 and 0 ms
-# on free loopback ports; scripts/bench.py then runs each scenario against a
+# on free loopback ports (the 0-ms one twice: once in a session of its own); scripts/bench.py then runs each scenario against a
 # fresh worker. The full suite takes about 15 minutes on 2 cores, --quick
 # about 2.
 #
@@ -76,6 +76,10 @@ for ms in 500 50 10 0; do
     exw_start_mock "${bins[1]}" "$dir/mock$ms" --latency-ms "$ms"
     mocks+=(--mock "$ms=$EXW_MOCK_URL")
 done
+# The 0-ms service once more, in a session of its own (see exw_start_mock).
+mkdir -p "$dir/mock-apart"
+exw_start_mock "${bins[1]}" "$dir/mock-apart" --own-session --latency-ms 0
+mocks+=(--mock-apart "$EXW_MOCK_URL")
 
 "$EXW_PYTHON" scripts/bench.py --worker "${bins[0]}" --curl-multi "${bins[2]}" \
     --xlsx-loop "${bins[3]}" --redis-cycles "${bins[4]}" --xlsx-cells "${bins[5]}" \

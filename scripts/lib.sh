@@ -131,14 +131,21 @@ exw_start_redis() {
     return 1
 }
 
-# exw_start_mock BIN DIR ARGS...: starts the mock lookup service on a free port
-# and waits for its "listening on URL" line. Sets EXW_MOCK_PID and
-# EXW_MOCK_URL (http://127.0.0.1:PORT); its log is DIR/mock.log.
+# exw_start_mock BIN DIR [--own-session] ARGS...: starts the mock lookup
+# service on a free port and waits for its "listening on URL" line. Sets
+# EXW_MOCK_PID and EXW_MOCK_URL (http://127.0.0.1:PORT); its log is
+# DIR/mock.log. With --own-session it runs in a session of its own (setsid):
+# with the kernel's autogroups on, it then gets its own share of the CPU, as
+# a service in another container or on another machine would.
 exw_start_mock() {
-    local bin=$1 dir=$2 line i
+    local bin=$1 dir=$2 line i launch=()
     shift 2
+    if [[ ${1:-} == --own-session ]]; then
+        launch=(setsid)
+        shift
+    fi
     : >"$dir/mock.out"
-    "$bin" --port 0 "$@" </dev/null >"$dir/mock.out" 2>"$dir/mock.log" &
+    "${launch[@]}" "$bin" --port 0 "$@" </dev/null >"$dir/mock.out" 2>"$dir/mock.log" &
     EXW_MOCK_PID=$!
     EXW_PIDS+=("$EXW_MOCK_PID")
     for ((i = 0; i < 100; i++)); do
