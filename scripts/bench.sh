@@ -5,9 +5,9 @@
 # Builds the worker, the mock lookup service and bench/'s reference programs
 # (RelWithDebInfo, in build/ unless --build-dir), starts a throw-away
 # redis-server and mock lookup services answering after 500, 50, 10 and 0 ms
-# on free loopback ports (the 0-ms one twice: once in a session of its own); scripts/bench.py then runs each scenario against a
-# fresh worker. The full suite takes about 15 minutes on 2 cores, --quick
-# about 2.
+# on free loopback ports (the 0-ms one twice: once in a session of its own);
+# scripts/bench.py then runs each scenario against a fresh worker. The full
+# suite takes about 15 minutes on 2 cores, --quick about 2.
 #
 #   scripts/bench.sh [--build-dir DIR] [--runs N] [--quick] [--only GROUPS]
 #                    [--markdown FILE] [--shape JOB.json ROWS.jsonl]

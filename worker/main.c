@@ -139,8 +139,9 @@ static void resolve_service(const struct exw_config *cfg, const struct exw_servi
  * rather than from mmap.
  *
  * Arenas: one for each of the worker's threads. glibc gives a thread its own
- * arena until there are 8 a core, then one in turn of those there are, for
- * good. Past that limit (a pool of 32 on 2 cores) two things went wrong:
+ * arena until there are 8 a core, then hands each new thread one of those in
+ * turn, for good. Past that limit (a pool of 32 on 2 cores) two things went
+ * wrong:
  * - the threads made for each job (its rows reader, its packer) found a
  *   different arena each time, and each kept what a large job left in it:
  *   RSS grew from one 10^6-key job to the next (57, 65, then 73 MiB);
@@ -154,7 +155,7 @@ static void resolve_service(const struct exw_config *cfg, const struct exw_servi
  * The count: main, the limiter, the metrics listener, the heartbeat, the
  * pool's threads, and for each job slot its thread, its rows reader and its
  * packer; ARENAS_SPARE more for curl's name resolutions, each a thread.
- * The settings' bounds keep it to a few thousand at most. */
+ * The settings' bounds keep it to 1,224 at most. */
 #define TRIM_KEEP_BYTES (1 << 20)
 #define ARENAS_SPARE 4
 static void tune_malloc(const struct exw_config *cfg)
