@@ -79,13 +79,6 @@ static uint64_t next_random(struct lookup_thread *t)
     return t->rng;
 }
 
-int lookup_should_abort(void *ud)
-{
-    struct lookups *l = ud;
-
-    return atomic_load(&l->abort) || exw_mono_ms() >= l->deadline_ms;
-}
-
 /* What curl asks, many times a request, while the request is on the wire:
  * only the abort flag, as the request's own timeout already ends at the
  * job's deadline. Without a clock read each time, 10^5 lookups at 0 ms took
@@ -95,6 +88,13 @@ static int request_aborted(void *ud)
     struct lookups *l = ud;
 
     return atomic_load(&l->abort);
+}
+
+int lookup_should_abort(void *ud)
+{
+    struct lookups *l = ud;
+
+    return request_aborted(l) || exw_mono_ms() >= l->deadline_ms;
 }
 
 /* Sleeps @ms in short steps, waking early when the job's lookups must stop.

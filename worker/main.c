@@ -152,17 +152,17 @@ static void resolve_service(const struct exw_config *cfg, const struct exw_servi
  * With an arena each, a job's threads take the arenas of the last job's
  * when they start (glibc keeps those of ended threads for the next), so
  * RSS stays flat from job to job, and a lookup thread's locks are its own.
- * The count: main, the limiter, the metrics listener, the heartbeat, the
- * pool's threads, and for each job slot its thread, its rows reader and its
- * packer; ARENAS_SPARE more for curl's name resolutions, each a thread.
- * The settings' bounds keep it to 1,224 at most. */
+ * The count: the pool's threads; for each job slot its thread, its rows
+ * reader and its packer; and ARENAS_OTHER for main, the limiter, the metrics
+ * listener, the heartbeat and up to four of curl's name resolutions (each a
+ * thread). The settings' bounds keep it to 1,224 at most. */
 #define TRIM_KEEP_BYTES (1 << 20)
-#define ARENAS_SPARE 4
+#define ARENAS_OTHER 8
 static void tune_malloc(const struct exw_config *cfg)
 {
     mallopt(M_MMAP_THRESHOLD, TRIM_KEEP_BYTES);
     mallopt(M_TRIM_THRESHOLD, TRIM_KEEP_BYTES);
-    mallopt(M_ARENA_MAX, (int)(4 + cfg->pool_size + 3 * cfg->concurrency + ARENAS_SPARE));
+    mallopt(M_ARENA_MAX, (int)(cfg->pool_size + 3 * cfg->concurrency + ARENAS_OTHER));
 }
 
 /* The registry, labelled with the configured services in their order. */
