@@ -47,8 +47,9 @@ struct exw_redis {
     redisContext *c;
     char *prefix;
     char *worker_id;
-    long timeout_ms;     /* as given to exw_redis_connect */
-    long cur_timeout_ms; /* as set now: blocking commands raise it */
+    long timeout_ms;      /* as given to exw_redis_connect */
+    long cur_timeout_ms;  /* as set now: blocking commands raise it */
+    long sock_timeout_ms; /* as c's socket has it: set before the next command */
     int broken;
     exw_redis_fault_fn fault;
     void *fault_ud;
@@ -145,11 +146,13 @@ static struct timeval to_timeval(long ms)
     return tv;
 }
 
+/* The socket gets the new timeout only before the next command
+ * (round_trip): the dispatcher raises and lowers it around every take, two
+ * system calls each, while it needs changing only between a take and some
+ * other command. */
 void exw_redis_set_timeout(struct exw_redis *rd, long timeout_ms)
 {
     rd->cur_timeout_ms = timeout_ms;
-    if (rd->c != NULL && !rd->broken)
-        redisSetTimeout(rd->c, to_timeval(timeout_ms));
 }
 
 /* Sorts a NULL reply or an error reply into the three kinds of redis.h. */
@@ -276,6 +279,10 @@ static void round_trip(struct exw_redis *rd, redisContext *ctx, const struct exw
 {
     int lose = ctx == rd->c && rd->fault != NULL && rd->fault(c, rd->fault_ud);
 
+    if (ctx == rd->c && rd->sock_timeout_ms != rd->cur_timeout_ms) {
+        redisSetTimeout(ctx, to_timeval(rd->cur_timeout_ms));
+        rd->sock_timeout_ms = rd->cur_timeout_ms;
+    }
     *out = command_argv(ctx, c->n, c->v, c->len);
     if (lose && *out != NULL) {
         /* The command ran on Redis; its reply is lost on the way back. */
@@ -418,6 +425,7 @@ static exw_err follow(struct exw_redis *rd, struct exw_cmd *c, const struct redi
     if (!ask) {
         redisFree(rd->c);
         rd->c = ctx;
+        rd->sock_timeout_ms = rd->cur_timeout_ms; /* open_ctx's */
         snprintf(rd->node, sizeof(rd->node), "%s", node);
         if (slot == rd->slot) {
             exw_cluster_note_owner(host, port);
@@ -504,7 +512,7 @@ exw_err exw_redis_open(const char *host, int port, const char *path, const char 
 
     rd->prefix = exw_xstrdup("");
     rd->worker_id = exw_xstrdup("");
-    rd->timeout_ms = rd->cur_timeout_ms = timeout_ms;
+    rd->timeout_ms = rd->cur_timeout_ms = rd->sock_timeout_ms = timeout_ms;
     rd->user = user ? exw_xstrdup(user) : NULL;
     rd->password = password ? exw_xstrdup(password) : NULL;
     rd->slot = -1;

@@ -4,19 +4,16 @@
  * goes to a temporary file as soon as the next one starts, so a million rows
  * cost no more memory than one, but rows must come in order and a sheet's
  * autofilter can only be set once its last row is known (when the sheet is
- * continued or the workbook closed). Text is stored as inline strings. */
-#define _GNU_SOURCE /* memfd_create(), RTLD_NEXT */
+ * continued or the workbook closed). Text is stored as inline strings. A
+ * small workbook is built in memory instead (xlsx_hooks.c). */
 #include "exw/xlsx.h"
 
-#include <dlfcn.h>
 #include <errno.h>
-#include <pthread.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <time.h>
@@ -24,167 +21,7 @@
 #include <xlsxwriter.h>
 
 #include "exw/utf8.h"
-
-/* libxlsxwriter dates a workbook's properties (docProps/core.xml) with
- * gmtime(), whose result glibc keeps in one static struct for the whole
- * process: two job threads packing at once would race on it. POSIX lets
- * gmtime() return storage of the calling thread's own, so this definition,
- * which the dynamic linker binds libxlsxwriter's call to, does that instead
- * of serializing every pack behind a lock. Nothing else in the tree calls
- * gmtime(): log.c uses gmtime_r(). */
-struct tm *gmtime(const time_t *t)
-{
-    static _Thread_local struct tm tm;
-
-    return gmtime_r(t, &tm);
-}
-
-/* libxlsxwriter makes each of its temporary files (a sheet's rows in
- * constant-memory mode, then every part of the workbook as it packs it)
- * through lxw_tmpfile(), which the dynamic linker binds to this definition
- * as it does gmtime() above. On a disk file system each is an inode made and
- * freed, which for a small workbook costs more than everything else: a
- * workbook opened in memory (exw_xlsx_open with no @tmpdir) gets buffers in
- * the process's own memory instead (a stdio stream over a growing buffer,
- * fopencookie), on the thread that opens, continues and closes it: no system
- * call at all. The library only writes, flushes, seeks, reads and closes its
- * temporary files (it never asks for their descriptor). Other workbooks get
- * the library's own. */
-struct mem_part;
-/* The open memory parts of the workbook this thread works on, or NULL when
- * its temporary files go to disk. */
-static _Thread_local struct mem_part **memory_parts;
-static FILE *(*library_tmpfile)(char *tmpdir);
-static pthread_once_t library_tmpfile_once = PTHREAD_ONCE_INIT;
-
-static void find_library_tmpfile(void)
-{
-    void *fn = dlsym(RTLD_NEXT, "lxw_tmpfile");
-
-    memcpy(&library_tmpfile, &fn, sizeof(fn)); /* POSIX: a function pointer fits */
-}
-
-/* One temporary file in memory; the stream owns it. It is on its workbook's
- * list of open parts until closed, so that the parts a failed
- * workbook_close() leaves open can be closed (release_tmpfiles). */
-struct mem_part {
-    char *data;
-    size_t len, cap; /* bytes written; allocated */
-    size_t pos;      /* the stream's offset */
-    FILE *fp;
-    struct mem_part **head, *next, *prev;
-};
-
-static ssize_t part_write(void *cookie, const char *buf, size_t n)
-{
-    struct mem_part *m = cookie;
-
-    if (n > SIZE_MAX / 2 - m->pos) {
-        errno = EFBIG;
-        return -1;
-    }
-    if (m->pos + n > m->cap) {
-        size_t cap = m->cap ? m->cap : 8192;
-        char *data;
-
-        while (cap < m->pos + n)
-            cap *= 2;
-        data = realloc(m->data, cap);
-        if (data == NULL) {
-            errno = ENOMEM;
-            return -1;
-        }
-        m->data = data;
-        m->cap = cap;
-    }
-    if (m->pos > m->len) /* a seek past the end leaves a hole of zeros */
-        memset(m->data + m->len, 0, m->pos - m->len);
-    memcpy(m->data + m->pos, buf, n);
-    m->pos += n;
-    if (m->pos > m->len)
-        m->len = m->pos;
-    return (ssize_t)n;
-}
-
-static ssize_t part_read(void *cookie, char *buf, size_t n)
-{
-    struct mem_part *m = cookie;
-    size_t left = m->pos < m->len ? m->len - m->pos : 0;
-
-    if (n > left)
-        n = left;
-    memcpy(buf, m->data + m->pos, n);
-    m->pos += n;
-    return (ssize_t)n;
-}
-
-static int part_seek(void *cookie, off64_t *off, int whence)
-{
-    struct mem_part *m = cookie;
-    off64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (off64_t)m->pos : (off64_t)m->len;
-
-    if (*off < -base) {
-        errno = EINVAL;
-        return -1;
-    }
-    m->pos = (size_t)(base + *off);
-    *off = (off64_t)m->pos;
-    return 0;
-}
-
-static int part_close(void *cookie)
-{
-    struct mem_part *m = cookie;
-
-    if (m->prev != NULL)
-        m->prev->next = m->next;
-    else
-        *m->head = m->next;
-    if (m->next != NULL)
-        m->next->prev = m->prev;
-    free(m->data);
-    free(m);
-    return 0;
-}
-
-FILE *lxw_tmpfile(char *tmpdir)
-{
-    if (memory_parts != NULL) {
-        static const cookie_io_functions_t io = {
-            .read = part_read, .write = part_write, .seek = part_seek, .close = part_close};
-        struct mem_part *m = calloc(1, sizeof(*m));
-        FILE *f = m != NULL ? fopencookie(m, "w+", io) : NULL;
-
-        if (f == NULL) {
-            free(m);
-            return NULL;
-        }
-        m->fp = f;
-        m->head = memory_parts;
-        m->next = *memory_parts;
-        if (m->next != NULL)
-            m->next->prev = m;
-        *memory_parts = m;
-        return f;
-    }
-    pthread_once(&library_tmpfile_once, find_library_tmpfile);
-    return library_tmpfile != NULL ? library_tmpfile(tmpdir) : tmpfile();
-}
-
-int exw_xlsx_memory_file(char *path, size_t size)
-{
-    int fd = memfd_create("export-worker-workbook", MFD_CLOEXEC);
-
-    if (fd < 0)
-        return -1;
-    /* libxlsxwriter opens its output by name: this one's name is its fd's. */
-    if ((size_t)snprintf(path, size, "/proc/self/fd/%d", fd) >= size ||
-        access(path, R_OK | W_OK) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
+#include "exw/xlsx_hooks.h"
 
 /* A distinct number format string and the format made for it. */
 struct num_format {
@@ -203,11 +40,11 @@ struct exw_xlsx {
     const struct exw_column *cols; /* borrowed */
     size_t ncols;
     char *path;
-    char *base;             /* name of the first sheet */
-    char *tmpdir;           /* libxlsxwriter keeps a pointer to it */
-    int in_memory;          /* temporary files in memory (no tmpdir given) */
-    struct mem_part *parts; /* with in_memory: those still open */
-    lxw_worksheet **sheets; /* every sheet so far, for their temporary files */
+    char *base;                 /* name of the first sheet */
+    char *tmpdir;               /* libxlsxwriter keeps a pointer to it */
+    int in_memory;              /* temporary files in memory (no tmpdir given) */
+    struct exw_mem_part *parts; /* with in_memory: those still open */
+    lxw_worksheet **sheets;     /* every sheet so far, for their temporary files */
     unsigned nsheets;
     uint32_t rows_per_sheet;         /* header row included */
     uint32_t row;                    /* next row of ws; 0 is the header */
@@ -363,9 +200,9 @@ static exw_err add_sheet(struct exw_xlsx *x, struct exw_errbuf *eb)
     if (err != LXW_NO_ERROR)
         return lxw_fail(eb, err, "sheet name \"%s\"", name);
     errno = 0;
-    memory_parts = x->in_memory ? &x->parts : NULL;
+    exw_xlsx_memory_use(x->in_memory ? &x->parts : NULL);
     ws = workbook_add_worksheet(x->wb, name);
-    memory_parts = NULL;
+    exw_xlsx_memory_use(NULL);
     if (ws == NULL) {
         /* Constant-memory mode opens the sheet's temporary file here. */
         if (errno == ENOMEM)
@@ -535,8 +372,7 @@ static exw_err setup_columns(struct exw_xlsx *x, struct exw_errbuf *eb)
  * open, as it does their files on disk). */
 static void xlsx_free(struct exw_xlsx *x)
 {
-    while (x->parts != NULL)
-        fclose(x->parts->fp);
+    exw_xlsx_memory_close_all(&x->parts);
     free(x->sheets);
     free(x->col_format);
     free(x->formats);
@@ -713,9 +549,9 @@ exw_err exw_xlsx_close(struct exw_xlsx *x, struct exw_errbuf *eb)
      * Its errno is the failed system call's (libxlsxwriter reports it too). */
     held = hold_tmpfiles(x);
     errno = 0;
-    memory_parts = x->in_memory ? &x->parts : NULL;
+    exw_xlsx_memory_use(x->in_memory ? &x->parts : NULL);
     err = workbook_close(x->wb);
-    memory_parts = NULL;
+    exw_xlsx_memory_use(NULL);
     sys = errno;
     release_tmpfiles(held, x->nsheets, err != LXW_NO_ERROR);
     if (err != LXW_NO_ERROR && rc == EXW_OK) {

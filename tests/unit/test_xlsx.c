@@ -23,9 +23,16 @@
  * non-empty cell (coordinate, openpyxl type, value, number format, bold) of
  * the workbook argv[1]. openpyxl does not decode Excel's _xHHHH_ escapes in
  * inline strings, so text is decoded here as Excel reads it. Then, per sheet
- * XML, how many formulas and inline strings it holds. */
+ * XML, how many formulas and inline strings it holds. With "levels" after
+ * the path, only each part's name and the compression level its zip entry
+ * records (deflate's option bits: "fastest", "normal", ...). */
 static const char reader_py[] =
     "import re, sys, zipfile, openpyxl\n"
+    "if sys.argv[2:] == ['levels']:\n"
+    "    names = {0: 'normal', 2: 'maximum', 4: 'fast', 6: 'fastest'}\n"
+    "    for i in zipfile.ZipFile(sys.argv[1]).infolist():\n"
+    "        print(i.filename, names[i.flag_bits & 6] if i.compress_type == 8 else 'stored')\n"
+    "    sys.exit(0)\n"
     "def excel_text(s):\n"
     "    return re.sub(r'_x([0-9A-Fa-f]{4})_', lambda m: chr(int(m.group(1), 16)), s)\n"
     "wb = openpyxl.load_workbook(sys.argv[1])\n"
@@ -80,14 +87,15 @@ static void path_for(char *out, size_t outsz, const char *name)
     snprintf(out, outsz, "%s/%s", tmpdir, name);
 }
 
-/* The reader's output for the workbook at @path; the caller frees it. */
-static char *read_back(const char *path)
+/* The reader's output for the workbook at @path, given @arg; the caller frees
+ * it. */
+static char *read_back(const char *path, const char *arg)
 {
     char cmd[1400], *out = NULL;
     size_t len = 0, cap = 0, n;
     FILE *p;
 
-    snprintf(cmd, sizeof(cmd), PYTHON " '%s' '%s' 2>&1", script, path);
+    snprintf(cmd, sizeof(cmd), PYTHON " '%s' '%s' %s 2>&1", script, path, arg);
     p = popen(cmd, "r");
     assert_non_null(p);
     do {
@@ -116,10 +124,31 @@ static void expect_workbook(const char *path, const char *want)
     assert_int_equal(fread(magic, 1, 2, f), 2);
     fclose(f);
     assert_memory_equal(magic, "PK", 2);
-    got = read_back(path);
+    got = read_back(path, "");
     if (strcmp(got, want) != 0)
         fprintf(stderr, "--- got ---\n%s--- want ---\n%s---\n", got, want);
     assert_true(strcmp(got, want) == 0);
+    free(got);
+}
+
+/* Every part of the workbook at @path is compressed at zlib's fastest level
+ * but its sheets (xlsx_hooks.c), and there are @nsheets of them. */
+static void expect_levels(const char *path, int nsheets)
+{
+    char *got = read_back(path, "levels"), *line, *save = NULL;
+    int sheets = 0, parts = 0;
+
+    for (line = strtok_r(got, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        parts++;
+        if (strncmp(line, "xl/worksheets/sheet", 19) == 0) {
+            sheets++;
+            assert_non_null(strstr(line, ".xml normal"));
+        } else if (strstr(line, " fastest") == NULL) {
+            fail_msg("not at the fastest level: %s", line);
+        }
+    }
+    assert_int_equal(sheets, nsheets);
+    assert_true(parts >= nsheets + 8); /* properties, theme, styles, ... */
     free(got);
 }
 
@@ -371,6 +400,7 @@ static void test_in_memory(void **state)
                           "  A2 n 7 0\n"
                           "  B2 s 'seven' General\n"
                           "xl/worksheets/sheet1.xml formulas=0 inline=3\n");
+    expect_levels(copy, 1);
     unlink(copy);
     /* With a folder: the sheet's rows in a file there. */
     path_for(path, sizeof(path), "on-disk.xlsx");
@@ -457,6 +487,7 @@ static void test_continuation(void **state)
     /* rows_per_sheet counts the header: 4 holds three rows, so 7 rows take 3 sheets. */
     write_numbered(path, "Data", 4, 7);
     expect_numbered(path, three, 3, 7);
+    expect_levels(path, 3); /* on disk as in memory */
     /* 3 holds two rows: 7 rows take 4 sheets. */
     write_numbered(path, "Data", 3, 7);
     expect_numbered(path, data, 2, 7);
