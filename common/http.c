@@ -13,10 +13,21 @@
  * Every handle sets CURLOPT_QUICK_EXIT: by default a transfer that times out
  * while its name is being resolved waits for the resolver thread to finish,
  * however long the resolver stalls, so a 5 s timeout could take 40 s. With it
- * the resolver thread is left to end (and free itself) on its own. */
+ * the resolver thread is left to end (and free itself) on its own.
+ *
+ * A request blocks its thread until it ends, as curl_easy_perform would, but
+ * is driven here, on a multi handle of the handle's own, by the readiness of
+ * its sockets (perform). curl_easy_perform drives it with
+ * curl_multi_perform, which asks the kernel whether the socket is readable
+ * before every read, on top of the poll() that waits: five poll() calls for a
+ * request on a kept-alive connection. Told which socket is ready
+ * (curl_multi_socket_action), curl skips its own checks: three calls, and
+ * about a twentieth less of the worker's CPU per lookup. */
 #include "exw/http.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include "exw/clock.h"
 #include <stdio.h>
@@ -24,10 +35,22 @@
 #include <string.h>
 #include <strings.h>
 
+/* Sockets one transfer may have at once: its connection, a second address
+ * tried beside the first (happy eyeballs), the resolver thread's pipe. */
+#define SOCKETS_MAX 8
+/* A request that waits is asked whether to stop (abort_fn) at least this
+ * often, as curl_easy_perform asks the progress callback. */
+#define ABORT_CHECK_MS 1000
+
 struct exw_http {
     CURL *curl;
+    CURLM *multi;  /* the only transfer on it is curl's, while exw_http_get runs */
     char *ca_file; /* the handle's CURLOPT_CAINFO, NULL for curl's default */
     int set_up;    /* set_common() succeeded for ca_file */
+    /* The sockets curl wants watched, and for what (on_socket). */
+    struct pollfd fds[SOCKETS_MAX];
+    nfds_t nfds;
+    int64_t timer_us; /* exw_mono_us() when curl wants its timeouts run; -1: none */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -200,13 +223,133 @@ static int set_common(struct exw_http *h)
     return ok;
 }
 
+/* curl's word on which of a transfer's sockets to watch, and for what. */
+static int on_socket(CURL *c, curl_socket_t fd, int what, void *ud, void *socket_ud)
+{
+    struct exw_http *h = ud;
+    nfds_t i;
+
+    (void)c;
+    (void)socket_ud;
+    for (i = 0; i < h->nfds && h->fds[i].fd != fd; i++)
+        ;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < h->nfds)
+            h->fds[i] = h->fds[--h->nfds];
+        return 0;
+    }
+    if (i == h->nfds) {
+        if (h->nfds == SOCKETS_MAX)
+            return -1; /* curl fails the transfer */
+        h->fds[h->nfds++].fd = fd;
+    }
+    h->fds[i].events =
+        (short)(((what & CURL_POLL_IN) ? POLLIN : 0) | ((what & CURL_POLL_OUT) ? POLLOUT : 0));
+    h->fds[i].revents = 0;
+    return 0;
+}
+
+/* curl's word on when to run its timeouts next (-1: no need). */
+static int on_timer(CURLM *m, long ms, void *ud)
+{
+    struct exw_http *h = ud;
+
+    (void)m;
+    h->timer_us = ms < 0 ? -1 : exw_mono_us() + (int64_t)ms * 1000;
+    return 0;
+}
+
+/* Runs the transfer set up on h->curl to its end, waiting in poll() on its
+ * sockets and handing curl each one that is ready. Returns its result. */
+static CURLcode perform(struct exw_http *h, const struct exw_http_request *req)
+{
+    struct pollfd ready[SOCKETS_MAX];
+    CURLcode cc = CURLE_OK;
+    CURLMcode mc;
+    CURLMsg *msg;
+    int running = 0, left, n, aborted = 0;
+    nfds_t i, nready;
+
+    mc = curl_multi_add_handle(h->multi, h->curl);
+    if (mc != CURLM_OK)
+        return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+    /* Starts it: on a kept-alive connection, the request goes out here. */
+    mc = curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    while (mc == CURLM_OK && running > 0) {
+        int64_t wait_ms = ABORT_CHECK_MS;
+
+        if (h->timer_us >= 0) {
+            int64_t due_ms = (h->timer_us - exw_mono_us() + 999) / 1000;
+
+            if (due_ms < wait_ms)
+                wait_ms = due_ms > 0 ? due_ms : 0;
+        }
+        n = poll(h->fds, h->nfds, (int)wait_ms);
+        if (n < 0 && errno != EINTR) {
+            char why[96];
+
+            snprintf(h->errbuf, sizeof(h->errbuf), "poll failed: %s",
+                     exw_errno_text(errno, why, sizeof(why)));
+            cc = CURLE_RECV_ERROR;
+            break;
+        }
+        /* curl's callbacks may change h->fds under the loop: first the list.
+         * A descriptor that is no longer open (curl says when it closes one,
+         * so never, but it must not make every poll() return at once) is
+         * dropped. */
+        for (i = nready = 0; n > 0 && i < h->nfds;) {
+            if (h->fds[i].revents != 0)
+                ready[nready++] = h->fds[i];
+            if (h->fds[i].revents & POLLNVAL)
+                h->fds[i] = h->fds[--h->nfds]; /* the last one, not yet looked at */
+            else
+                i++;
+        }
+        for (i = 0; mc == CURLM_OK && i < nready; i++) {
+            short rev = ready[i].revents;
+            int ev = ((rev & POLLIN) ? CURL_CSELECT_IN : 0) |
+                     ((rev & POLLOUT) ? CURL_CSELECT_OUT : 0) |
+                     ((rev & (POLLERR | POLLHUP | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
+
+            mc = curl_multi_socket_action(h->multi, ready[i].fd, ev, &running);
+        }
+        if (mc == CURLM_OK && running > 0 && h->timer_us >= 0 && exw_mono_us() >= h->timer_us)
+            mc = curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        if (n == 0 && running > 0 && req->abort_fn != NULL && req->abort_fn(req->abort_ud)) {
+            aborted = 1;
+            break;
+        }
+    }
+    while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE)
+            cc = msg->data.result;
+    }
+    /* Also when it did not end: the connection is then closed, not kept. */
+    curl_multi_remove_handle(h->multi, h->curl);
+    if (aborted)
+        cc = CURLE_ABORTED_BY_CALLBACK;
+    else if (mc == CURLM_OUT_OF_MEMORY)
+        cc = CURLE_OUT_OF_MEMORY;
+    else if (mc != CURLM_OK && cc == CURLE_OK)
+        cc = CURLE_FAILED_INIT;
+    return cc;
+}
+
 exw_err exw_http_new(struct exw_http **out, struct exw_errbuf *eb)
 {
     struct exw_http *h = exw_xcalloc(1, sizeof(*h));
     exw_err rc = EXW_OK;
 
+    h->timer_us = -1;
     h->curl = curl_easy_init();
-    if (h->curl == NULL || !(h->set_up = set_common(h))) {
+    h->multi = curl_multi_init();
+    if (h->multi != NULL) {
+        curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+        curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+        curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+        curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+    }
+    if (h->curl == NULL || h->multi == NULL || !(h->set_up = set_common(h))) {
         rc = exw_errbuf_set(eb, EXW_ENOMEM, "cannot set up a curl handle");
         exw_http_free(h);
         h = NULL;
@@ -220,6 +363,7 @@ void exw_http_free(struct exw_http *h)
     if (h == NULL)
         return;
     curl_easy_cleanup(h->curl);
+    curl_multi_cleanup(h->multi); /* closes the connections it keeps */
     free(h->ca_file);
     free(h);
 }
@@ -306,7 +450,7 @@ exw_err exw_http_get(struct exw_http *h, const struct exw_http_request *req,
      * request's instructions. */
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, req->compressed ? "" : NULL);
 
-    cc = curl_easy_perform(c);
+    cc = perform(h, req);
     if (cc == CURLE_FILESIZE_EXCEEDED) {
         tr.over_cap = 1;
         cc = CURLE_WRITE_ERROR;

@@ -545,6 +545,33 @@ static void test_get_abort(void **state)
     c->req.abort_ud = NULL;
 }
 
+/* Says "stop" from 300 ms after @ud's start on. */
+static int abort_later_cb(void *ud) { return elapsed_ms(ud) >= 300; }
+
+/* A request that waits on a silent service notices an abort raised
+ * meanwhile, with nothing arriving to wake it: within about a second
+ * (ABORT_CHECK_MS), not at its 10 s timeout. */
+static void test_get_abort_while_waiting(void **state)
+{
+    struct client *c = *state;
+    struct timespec t0;
+    long ms;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    c->req.abort_fn = abort_later_cb;
+    c->req.abort_ud = &t0;
+    c->req.timeout_ms = 10000;
+    assert_int_equal(get(c, "/hang"), EXW_ECANCELLED);
+    ms = elapsed_ms(&t0);
+    if (ms < 300 || ms > 5000)
+        fail_msg("stopped after %ld ms", ms);
+    c->req.abort_fn = NULL;
+    c->req.abort_ud = NULL;
+    /* The handle is usable again. */
+    assert_int_equal(get(c, "/json"), EXW_OK);
+    assert_int_equal(c->resp.status, 200);
+}
+
 static void test_get_authorization(void **state)
 {
     struct client *c = *state;
@@ -673,8 +700,9 @@ int main(void)
         CLIENT_TEST(test_get_503_retry_after), CLIENT_TEST(test_get_404),
         CLIENT_TEST(test_get_body_limit),      CLIENT_TEST(test_get_timeout),
         CLIENT_TEST(test_get_refused),         CLIENT_TEST(test_get_redirect_not_followed),
-        CLIENT_TEST(test_get_abort),           CLIENT_TEST(test_get_authorization),
-        CLIENT_TEST(test_get_compressed),      CLIENT_TEST(test_get_non_http_scheme),
+        CLIENT_TEST(test_get_abort),           CLIENT_TEST(test_get_abort_while_waiting),
+        CLIENT_TEST(test_get_authorization),   CLIENT_TEST(test_get_compressed),
+        CLIENT_TEST(test_get_non_http_scheme),
     };
 
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
