@@ -9,9 +9,9 @@
  *   - a workbook small enough to hold in memory (exw_xlsx_open with no
  *     tmpdir) is built in buffers of the process's own, its temporary files
  *     and its zip alike, on the thread that works on it (exw_xlsx_memory_use).
- *     On disk, each temporary file is an inode made and freed, and the zip's
- *     stream is flushed at every seek: some sixty system calls for a workbook
- *     of ten rows, which cost more than the workbook;
+ *     On disk, each temporary file is an inode made and freed, and through
+ *     stdio the zip's stream is flushed at every seek (44 system calls for a
+ *     workbook of ten rows): either cost more than the workbook;
  *   - the parts every workbook has, whose size does not grow with its rows,
  *     are compressed at zlib's fastest level.
  *
