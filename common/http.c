@@ -245,7 +245,6 @@ static int on_socket(CURL *c, curl_socket_t fd, int what, void *ud, void *socket
     }
     h->fds[i].events =
         (short)(((what & CURL_POLL_IN) ? POLLIN : 0) | ((what & CURL_POLL_OUT) ? POLLOUT : 0));
-    h->fds[i].revents = 0;
     return 0;
 }
 

@@ -292,12 +292,10 @@ static long ZCALLBACK zip_seek(voidpf opaque, voidpf stream, ZPOS64_T offset, in
 
     (void)opaque;
     if (offset > INT64_MAX)
-        errno = EINVAL;
-    if (offset > INT64_MAX || part_seek(&z->buf, &off, whence) != 0) {
+        z->failed = errno = EINVAL;
+    else if (part_seek(&z->buf, &off, whence) != 0)
         z->failed = errno;
-        return -1;
-    }
-    return 0;
+    return z->failed != 0 ? -1 : 0;
 }
 
 /* Writes the whole zip to its file. */
