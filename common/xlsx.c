@@ -42,8 +42,8 @@ struct exw_xlsx {
     char *path;
     char *base;                 /* name of the first sheet */
     char *tmpdir;               /* libxlsxwriter keeps a pointer to it */
-    int in_memory;              /* temporary files in memory (no tmpdir given) */
-    struct exw_mem_part *parts; /* with in_memory: those still open */
+    int in_memory;              /* all in memory (no path given) */
+    struct exw_xlsx_memory mem; /* with in_memory: its parts and zip */
     lxw_worksheet **sheets;     /* every sheet so far, for their temporary files */
     unsigned nsheets;
     uint32_t rows_per_sheet;         /* header row included */
@@ -200,7 +200,7 @@ static exw_err add_sheet(struct exw_xlsx *x, struct exw_errbuf *eb)
     if (err != LXW_NO_ERROR)
         return lxw_fail(eb, err, "sheet name \"%s\"", name);
     errno = 0;
-    exw_xlsx_memory_use(x->in_memory ? &x->parts : NULL);
+    exw_xlsx_memory_use(x->in_memory ? &x->mem : NULL);
     ws = workbook_add_worksheet(x->wb, name);
     exw_xlsx_memory_use(NULL);
     if (ws == NULL) {
@@ -372,7 +372,7 @@ static exw_err setup_columns(struct exw_xlsx *x, struct exw_errbuf *eb)
  * open, as it does their files on disk). */
 static void xlsx_free(struct exw_xlsx *x)
 {
-    exw_xlsx_memory_close_all(&x->parts);
+    exw_xlsx_memory_free(&x->mem);
     free(x->sheets);
     free(x->col_format);
     free(x->formats);
@@ -390,7 +390,7 @@ exw_err exw_xlsx_open(const char *path, const char *tmpdir, const char *sheet,
     struct exw_xlsx *x;
     exw_err rc;
 
-    EXW_ASSERT(path != NULL && sheet != NULL && out != NULL);
+    EXW_ASSERT(sheet != NULL && out != NULL);
     *out = NULL;
     if (ncols == 0 || ncols > EXW_EXCEL_MAX_COLUMNS || cols == NULL)
         return exw_errbuf_set(eb, EXW_EXLSX, "%zu columns: a sheet holds 1 to %ld", ncols,
@@ -399,10 +399,11 @@ exw_err exw_xlsx_open(const char *path, const char *tmpdir, const char *sheet,
     x = exw_xcalloc(1, sizeof(*x));
     x->cols = cols;
     x->ncols = ncols;
-    x->path = exw_xstrdup(path);
+    /* libxlsxwriter needs a name even for a workbook that goes to no file. */
+    x->path = exw_xstrdup(path != NULL ? path : "the workbook in memory");
     x->base = exw_xstrdup(sheet);
-    x->tmpdir = tmpdir != NULL ? exw_xstrdup(tmpdir) : NULL;
-    x->in_memory = tmpdir == NULL;
+    x->in_memory = path == NULL;
+    x->tmpdir = tmpdir != NULL && !x->in_memory ? exw_xstrdup(tmpdir) : NULL;
     x->rows_per_sheet = rows_per_sheet;
     if (x->rows_per_sheet == 0 || x->rows_per_sheet > EXW_EXCEL_MAX_ROWS)
         x->rows_per_sheet = EXW_EXCEL_MAX_ROWS;
@@ -411,7 +412,7 @@ exw_err exw_xlsx_open(const char *path, const char *tmpdir, const char *sheet,
 
     /* libxlsxwriter quietly falls back to /tmp when @tmpdir is unusable, which
      * may be a small RAM disk in a container: refuse instead. */
-    if (tmpdir != NULL && access(tmpdir, W_OK | X_OK) != 0) {
+    if (x->tmpdir != NULL && access(x->tmpdir, W_OK | X_OK) != 0) {
         char sys[96];
 
         rc = exw_errbuf_set(eb, EXW_EXLSX, "temporary folder %.160s: %s", tmpdir,
@@ -420,15 +421,15 @@ exw_err exw_xlsx_open(const char *path, const char *tmpdir, const char *sheet,
         return rc;
     }
     opts.tmpdir = x->tmpdir;
-    x->wb = workbook_new_opt(path, &opts);
+    x->wb = workbook_new_opt(x->path, &opts);
     if (x->wb == NULL) {
         xlsx_free(x);
-        return exw_errbuf_set(eb, EXW_ENOMEM, "workbook %.160s: out of memory", path);
+        return exw_errbuf_set(eb, EXW_ENOMEM, "workbook %.160s: out of memory", x->path);
     }
     x->bold = workbook_add_format(x->wb);
     x->datetime_default = workbook_add_format(x->wb);
     if (x->bold == NULL || x->datetime_default == NULL) {
-        rc = exw_errbuf_set(eb, EXW_ENOMEM, "workbook %.160s: out of memory for formats", path);
+        rc = exw_errbuf_set(eb, EXW_ENOMEM, "workbook %.160s: out of memory for formats", x->path);
         goto out;
     }
     format_set_bold(x->bold);
@@ -527,7 +528,9 @@ void exw_xlsx_discard(struct exw_xlsx *x)
     xlsx_free(x);
 }
 
-exw_err exw_xlsx_close(struct exw_xlsx *x, struct exw_errbuf *eb)
+/* exw_xlsx_close() and exw_xlsx_close_memory(): *@data is NULL for a workbook
+ * on disk. */
+static exw_err close_workbook(struct exw_xlsx *x, char **data, size_t *len, struct exw_errbuf *eb)
 {
     struct held_tmpfile *held;
     char text[96];
@@ -535,6 +538,8 @@ exw_err exw_xlsx_close(struct exw_xlsx *x, struct exw_errbuf *eb)
     lxw_error err;
     int sys;
 
+    *data = NULL;
+    *len = 0;
     if (x == NULL)
         return EXW_OK;
     rc = x->failed;
@@ -549,7 +554,7 @@ exw_err exw_xlsx_close(struct exw_xlsx *x, struct exw_errbuf *eb)
      * Its errno is the failed system call's (libxlsxwriter reports it too). */
     held = hold_tmpfiles(x);
     errno = 0;
-    exw_xlsx_memory_use(x->in_memory ? &x->parts : NULL);
+    exw_xlsx_memory_use(x->in_memory ? &x->mem : NULL);
     err = workbook_close(x->wb);
     exw_xlsx_memory_use(NULL);
     sys = errno;
@@ -559,6 +564,30 @@ exw_err exw_xlsx_close(struct exw_xlsx *x, struct exw_errbuf *eb)
         exw_errbuf_set(eb, rc, "writing %.120s: %s (%s)", x->path, lxw_strerror(err),
                        sys != 0 ? exw_errno_text(sys, text, sizeof(text)) : "no system error");
     }
+    if (rc == EXW_OK && x->in_memory) {
+        if (x->mem.zip == NULL) {
+            rc = exw_errbuf_set(eb, EXW_EXLSX, "writing %.120s: no zip was made", x->path);
+        } else {
+            *data = x->mem.zip;
+            *len = x->mem.zip_len;
+            x->mem.zip = NULL;
+        }
+    }
     xlsx_free(x);
     return rc;
+}
+
+exw_err exw_xlsx_close(struct exw_xlsx *x, struct exw_errbuf *eb)
+{
+    char *data;
+    size_t len;
+    exw_err rc = close_workbook(x, &data, &len, eb);
+
+    free(data);
+    return rc;
+}
+
+exw_err exw_xlsx_close_memory(struct exw_xlsx *x, char **data, size_t *len, struct exw_errbuf *eb)
+{
+    return close_workbook(x, data, len, eb);
 }

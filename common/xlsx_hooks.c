@@ -7,30 +7,28 @@
  *
  *   - gmtime() is made safe for two threads packing at once;
  *   - a workbook small enough to hold in memory (exw_xlsx_open with no
- *     tmpdir) is built in buffers of the process's own, its temporary files
+ *     path) is built in buffers of the process's own, its temporary files
  *     and its zip alike, on the thread that works on it (exw_xlsx_memory_use).
  *     On disk, each temporary file is an inode made and freed, and through
  *     stdio the zip's stream is flushed at every seek (44 system calls for a
- *     workbook of ten rows): either cost more than the workbook;
+ *     workbook of ten rows): either cost more than the workbook. In memory
+ *     it costs none;
  *   - the parts every workbook has, whose size does not grow with its rows,
  *     are compressed at zlib's fastest level.
  *
  * Thread: everything here works for the calling thread; a workbook is worked
  * on by one thread at a time. */
-#define _GNU_SOURCE /* memfd_create(), fopencookie(), RTLD_NEXT */
+#define _GNU_SOURCE /* fopencookie(), RTLD_NEXT */
 #include "exw/xlsx_hooks.h"
 
 #include <dlfcn.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
 #include <xlsxwriter.h>
 #include <xlsxwriter/third_party/zip.h>
 
@@ -58,9 +56,9 @@ struct tm *gmtime(const time_t *t)
  * only writes, flushes, seeks, reads and closes its temporary files (it never
  * asks for their descriptor). */
 
-/* The open memory parts of the workbook this thread works on, or NULL when
- * its files go to disk. */
-static _Thread_local struct exw_mem_part **memory_parts;
+/* The workbook in memory this thread works on, or NULL when its files go to
+ * disk. */
+static _Thread_local struct exw_xlsx_memory *memory;
 static FILE *(*library_tmpfile)(char *tmpdir);
 static pthread_once_t library_tmpfile_once = PTHREAD_ONCE_INIT;
 
@@ -71,11 +69,11 @@ static void find_library_tmpfile(void)
     memcpy(&library_tmpfile, &fn, sizeof(fn)); /* POSIX: a function pointer fits */
 }
 
-void exw_xlsx_memory_use(struct exw_mem_part **parts) { memory_parts = parts; }
+void exw_xlsx_memory_use(struct exw_xlsx_memory *m) { memory = m; }
 
 /* One temporary file in memory; the stream owns it. It is on its workbook's
  * list of open parts until closed, so that the parts a failed
- * workbook_close() leaves open can be closed (exw_xlsx_memory_close_all). */
+ * workbook_close() leaves open can be closed (exw_xlsx_memory_free). */
 struct exw_mem_part {
     char *data;
     size_t len, cap; /* bytes written; allocated */
@@ -158,7 +156,7 @@ static int part_close(void *cookie)
 
 FILE *lxw_tmpfile(char *tmpdir)
 {
-    if (memory_parts != NULL) {
+    if (memory != NULL) {
         static const cookie_io_functions_t io = {
             .read = part_read, .write = part_write, .seek = part_seek, .close = part_close};
         struct exw_mem_part *m = calloc(1, sizeof(*m));
@@ -169,21 +167,24 @@ FILE *lxw_tmpfile(char *tmpdir)
             return NULL;
         }
         m->fp = f;
-        m->head = memory_parts;
-        m->next = *memory_parts;
+        m->head = &memory->parts;
+        m->next = memory->parts;
         if (m->next != NULL)
             m->next->prev = m;
-        *memory_parts = m;
+        memory->parts = m;
         return f;
     }
     pthread_once(&library_tmpfile_once, find_library_tmpfile);
     return library_tmpfile != NULL ? library_tmpfile(tmpdir) : tmpfile();
 }
 
-void exw_xlsx_memory_close_all(struct exw_mem_part **parts)
+void exw_xlsx_memory_free(struct exw_xlsx_memory *m)
 {
-    while (*parts != NULL)
-        fclose((*parts)->fp); /* part_close takes it off the list */
+    while (m->parts != NULL)
+        fclose(m->parts->fp); /* part_close takes it off the list */
+    free(m->zip);
+    m->zip = NULL;
+    m->zip_len = 0;
 }
 
 /* ---- The zip ----
@@ -194,8 +195,7 @@ void exw_xlsx_memory_close_all(struct exw_mem_part **parts)
  * flushes the stream: two system calls a part and more. For a workbook in
  * memory, zipOpen() opens the zip with functions of ours instead (minizip's
  * hooks for its input and output): the bytes gather in a buffer as in a
- * temporary part, and go to the named file in one write when minizip closes
- * it.
+ * temporary part, which the workbook takes when minizip closes it.
  *
  * zlib's default level spends most of its time on the parts every workbook
  * has (the theme, the styles, the properties: about 12 KB): at its fastest
@@ -205,7 +205,7 @@ void exw_xlsx_memory_close_all(struct exw_mem_part **parts)
 /* The zip being written; minizip's stream. */
 struct zip_out {
     struct exw_mem_part buf; /* only its bytes and offset are used */
-    int fd;
+    struct exw_xlsx_memory *to;
     int failed; /* errno of a write or seek that failed, else 0 */
 };
 
@@ -238,19 +238,12 @@ static void find_library_zip(void)
 static voidpf ZCALLBACK zip_open(voidpf opaque, const void *path, int mode)
 {
     struct zip_out *z = calloc(1, sizeof(*z));
-    int err;
 
     (void)opaque;
+    (void)path; /* the workbook's name, to no file */
     (void)mode; /* only ever to create: zipOpen() below */
-    if (z == NULL)
-        return NULL;
-    z->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (z->fd < 0) {
-        err = errno;
-        free(z);
-        errno = err;
-        return NULL;
-    }
+    if (z != NULL)
+        z->to = memory;
     return z;
 }
 
@@ -298,27 +291,20 @@ static long ZCALLBACK zip_seek(voidpf opaque, voidpf stream, ZPOS64_T offset, in
     return z->failed != 0 ? -1 : 0;
 }
 
-/* Writes the whole zip to its file. */
+/* Hands the zip to its workbook. */
 static int ZCALLBACK zip_close(voidpf opaque, voidpf stream)
 {
     struct zip_out *z = stream;
-    size_t done = 0;
-    ssize_t n;
     int err = z->failed;
 
     (void)opaque;
-    while (err == 0 && done < z->buf.len) {
-        n = write(z->fd, z->buf.data + done, z->buf.len - done);
-        if (n > 0)
-            done += (size_t)n;
-        else if (n == 0)
-            err = EIO;
-        else if (errno != EINTR)
-            err = errno;
+    if (err == 0) {
+        free(z->to->zip);
+        z->to->zip = z->buf.data;
+        z->to->zip_len = z->buf.len;
+    } else {
+        free(z->buf.data);
     }
-    if (close(z->fd) != 0 && err == 0)
-        err = errno;
-    free(z->buf.data);
     free(z);
     errno = err;
     return err != 0 ? -1 : 0;
@@ -343,8 +329,12 @@ zipFile zipOpen(const char *path, int append)
                               .zerror_file = zip_error};
 
     pthread_once(&library_zip_once, find_library_zip);
-    if (memory_parts != NULL && append == APPEND_STATUS_CREATE && library_zip_open2_64 != NULL)
-        return library_zip_open2_64(path, append, NULL, &io);
+    if (memory != NULL) {
+        if (append == APPEND_STATUS_CREATE && library_zip_open2_64 != NULL)
+            return library_zip_open2_64(path, append, NULL, &io);
+        errno = ENOSYS;
+        return NULL;
+    }
     if (library_zip_open == NULL) {
         errno = ENOSYS;
         return NULL;
@@ -369,19 +359,4 @@ int zipOpenNewFileInZip4_64(zipFile file, const char *name, const zip_fileinfo *
                                  extra_global_len, comment, method, level, raw, window_bits,
                                  mem_level, strategy, password, crc_for_crypting, version_made_by,
                                  flag_base, zip64);
-}
-
-int exw_xlsx_memory_file(char *path, size_t size)
-{
-    int fd = memfd_create("export-worker-workbook", MFD_CLOEXEC);
-
-    if (fd < 0)
-        return -1;
-    /* libxlsxwriter opens its output by name: this one's name is its fd's. */
-    if ((size_t)snprintf(path, size, "/proc/self/fd/%d", fd) >= size ||
-        access(path, R_OK | W_OK) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
 }

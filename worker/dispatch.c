@@ -126,7 +126,10 @@ static void *slot_main(void *arg)
         s->held[0] = '\0';
         s->result = res;
         s->has_result = 1;
+        exw_mutex_unlock(&w->mu);
+        /* After the unlock: the dispatcher, woken, need not wait for the lock. */
         pthread_cond_signal(&w->freed);
+        exw_mutex_lock(&w->mu);
     }
     exw_mutex_unlock(&w->mu);
     exw_conn_cleanup(&s->conn);
@@ -286,8 +289,8 @@ static void hand_over(struct dispatch *d, struct slot *s, char *doc, size_t len,
     s->oversized = doc == NULL;
     s->alone = d->alone;
     memcpy(s->held, held, sizeof(held));
-    pthread_cond_signal(&s->wake);
     exw_mutex_unlock(&w->mu);
+    pthread_cond_signal(&s->wake); /* after the unlock, as in slot_main */
 }
 
 /* ---- taking ---- */

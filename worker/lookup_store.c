@@ -2,7 +2,8 @@
  *
  * DESIGN. The index keeps no key, only a 128-bit fingerprint of it: SipHash-
  * 2-4 (128-bit output) under 16 random bytes drawn for each job, so that no
- * one who writes a job can make two keys share a fingerprint on purpose. Two
+ * one who writes a job can make two keys share a fingerprint on purpose (drawn
+ * at the first key: a job without lookups has none to draw them for). Two
  * distinct keys of one job share one by chance with odds of about n^2 / 2^129
  * for n distinct keys: 1.5e-27 for a million keys, 1.5e-21 for a billion,
  * far below a disk's rate of silent errors. Were it to happen, the second
@@ -45,6 +46,7 @@ struct store_rec {
 
 struct lookup_store {
     unsigned char sipkey[16];
+    int keyed; /* sipkey was drawn */
     struct store_rec **chunks;
     size_t nchunks, chunks_cap;
     uint32_t count;
@@ -132,7 +134,6 @@ struct lookup_store *exw_lookup_store_new(const char *tmpdir)
 {
     struct lookup_store *s = exw_xcalloc(1, sizeof(*s));
 
-    exw_random_bytes(s->sipkey, sizeof(s->sipkey));
     s->tmpdir = tmpdir;
     s->fd = -1;
     s->cap = TABLE_MIN;
@@ -157,8 +158,12 @@ void exw_lookup_store_free(struct lookup_store *s)
     free(s);
 }
 
-void exw_lookup_store_fp(const struct lookup_store *s, const char *key, struct lookup_fp *fp)
+void exw_lookup_store_fp(struct lookup_store *s, const char *key, struct lookup_fp *fp)
 {
+    if (!s->keyed) {
+        exw_random_bytes(s->sipkey, sizeof(s->sipkey));
+        s->keyed = 1;
+    }
     exw_lookup_siphash128(s->sipkey, key, strlen(key), fp->h);
 }
 

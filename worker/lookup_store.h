@@ -36,8 +36,9 @@ struct lookup_store *exw_lookup_store_new(const char *tmpdir);
  * caller's. NULL is a no-op. Thread: main. */
 void exw_lookup_store_free(struct lookup_store *s);
 
-/* The fingerprint of @key (NUL-terminated) under @s's key. Thread: main. */
-void exw_lookup_store_fp(const struct lookup_store *s, const char *key, struct lookup_fp *fp);
+/* The fingerprint of @key (NUL-terminated) under @s's key, which the first
+ * call draws. Thread: main. */
+void exw_lookup_store_fp(struct lookup_store *s, const char *key, struct lookup_fp *fp);
 
 /* SipHash-2-4 with 128-bit output of @len bytes at @data under the 16-byte
  * @key: @out[0] and @out[1] are the output's first and second 8 bytes read

@@ -71,16 +71,17 @@ struct run {
     char path[PATH_MAX];
     char scratch[PATH_MAX]; /* path + ".d": libxlsxwriter's temporary files; "" when none */
     int fd;                 /* the workbook file, locked while this run lives; -1 when none */
-    int in_memory;          /* fd is an anonymous memory file (path its /proc name) */
+    int in_memory;          /* made in memory: no file (fd -1, path ""), its bytes in result */
     struct exw_cell *cells;
     enum outcome outcome;
     const char *error_code;
     char error[512];
     long long result_bytes;
     char sha256[65];
-    /* A workbook of one upload chunk at most, read back whole: it is stored
-     * with the job's end, in the same script call, not uploaded before it.
-     * NULL when the workbook was uploaded. Owned by the run. */
+    /* The packed workbook's bytes: made in memory, or read back whole from
+     * its file when they fit one upload chunk. Those of one chunk at most are
+     * stored with the job's end, in the same script call, not uploaded before
+     * it; NULL once uploaded. Owned by the run. */
     char *result;
 };
 

@@ -205,14 +205,14 @@ static int fits_in_memory(const struct run *r)
 }
 
 /* Creates the workbook's file, which libxlsxwriter then writes through the
- * same path (the same inode): an anonymous memory file for a small workbook,
- * else a file in EXPORT_TMPDIR, locked while this run lives. */
+ * same path (the same inode): a file in EXPORT_TMPDIR, locked while this run
+ * lives; none for a small workbook, made in memory. */
 static int open_file(struct run *r)
 {
     const struct exw_config *cfg = r->w->cfg;
     char why[96];
 
-    if (fits_in_memory(r) && (r->fd = exw_xlsx_memory_file(r->path, sizeof(r->path))) >= 0) {
+    if (fits_in_memory(r)) {
         r->in_memory = 1;
         return 1;
     }
@@ -308,8 +308,9 @@ static void write_rows(struct run *r)
         r->scratch[0] = '\0';
         return;
     }
-    if (exw_xlsx_open(r->path, r->in_memory ? NULL : r->scratch, r->job->sheet, r->job->columns,
-                      r->job->ncolumns, (uint32_t)cfg->max_sheet_rows, &r->xlsx, &eb) != EXW_OK) {
+    if (exw_xlsx_open(r->in_memory ? NULL : r->path, r->in_memory ? NULL : r->scratch,
+                      r->job->sheet, r->job->columns, r->job->ncolumns,
+                      (uint32_t)cfg->max_sheet_rows, &r->xlsx, &eb) != EXW_OK) {
         run_set_outcome(r, OUT_FAILED, "internal", "cannot create the workbook in %s: %s",
                         cfg->tmpdir, eb.msg);
         return;
@@ -380,6 +381,17 @@ static void pack(struct run *r)
 {
     struct packer *p = &r->packer;
 
+    if (r->in_memory) { /* small: packed here, into r->result */
+        size_t len;
+
+        p->rc = exw_xlsx_close_memory(r->xlsx, &r->result, &len, &p->eb);
+        r->xlsx = NULL;
+        r->result_bytes = (long long)len;
+        if (p->rc != EXW_OK)
+            run_set_outcome(r, OUT_FAILED, "internal", "finishing the workbook failed: %s",
+                            p->eb.msg);
+        return;
+    }
     p->xlsx = r->xlsx;
     r->xlsx = NULL;
     pthread_mutex_init(&p->mu.m, NULL);
@@ -403,50 +415,68 @@ static void pack(struct run *r)
     }
     if (p->rc != EXW_OK)
         run_set_outcome(r, OUT_FAILED, "internal", "finishing the workbook failed: %s", p->eb.msg);
-    else if (r->in_memory || unlink(r->path) == 0)
+    else if (unlink(r->path) == 0)
         r->path[0] = '\0'; /* only the fd holds the workbook now */
 }
 
-/* Streams the packed file into Redis in chunks while hashing it. Returns 1
- * when stored; 0 when Redis failed on the way (*@why says how) or the outcome
- * was decided meanwhile. */
-static int upload_once(struct run *r, char *why, size_t whysz)
+/* At most UPLOAD_CHUNK bytes of the @size-byte workbook from @off into *@at:
+ * in place when it is in memory, else read into @buf. Returns their number,
+ * 0 when the file ends short of @size, -1 on error. */
+static ssize_t read_book(struct run *r, long long size, long long off, char *buf, const char **at)
+{
+    size_t n = (size_t)(size - off < (long long)UPLOAD_CHUNK ? size - off : UPLOAD_CHUNK);
+    ssize_t got;
+
+    if (r->in_memory) {
+        *at = r->result + off;
+        return (ssize_t)n;
+    }
+    *at = buf;
+    while ((got = pread(r->fd, buf, n, (off_t)off)) < 0 && errno == EINTR)
+        ;
+    return got;
+}
+
+/* Streams the @size-byte workbook into Redis in chunks while hashing it.
+ * Returns 1 when stored; 0 when Redis failed on the way (*@why says how) or
+ * the outcome was decided meanwhile. */
+static int upload_once(struct run *r, long long size, char *why, size_t whysz)
 {
     struct exw_sha256 *sha = NULL;
     struct exw_errbuf eb;
-    char *chunk = exw_xmalloc(UPLOAD_CHUNK);
-    int first = 1, stored = 0;
+    char *chunk = r->in_memory ? NULL : exw_xmalloc(UPLOAD_CHUNK);
+    const char *at;
+    long long off = 0;
+    int stored = 0;
     ssize_t n;
 
     why[0] = '\0';
-    r->result_bytes = 0;
-    if (lseek(r->fd, 0, SEEK_SET) != 0 || exw_sha256_new(&sha) != EXW_OK) {
-        run_set_outcome(r, OUT_FAILED, "internal", "cannot read back the workbook");
+    if (exw_sha256_new(&sha) != EXW_OK) {
+        run_set_outcome(r, OUT_FAILED, "internal", "hashing the workbook failed");
         goto out;
     }
-    while ((n = read(r->fd, chunk, UPLOAD_CHUNK)) > 0) {
+    while (off < size) {
         struct exw_redis *rd = exw_conn_get(r->conn);
         /* The upload lives no longer than the job may run, plus a margin. */
         int64_t ttl = r->deadline - exw_mono_ms() + 60000;
 
-        r->result_bytes += (long long)n;
-        if (exw_sha256_update(sha, chunk, (size_t)n) != EXW_OK) {
+        if ((n = read_book(r, size, off, chunk, &at)) <= 0) {
+            run_set_outcome(r, OUT_FAILED, "internal", "reading back the workbook failed");
+            goto out;
+        }
+        if (exw_sha256_update(sha, at, (size_t)n) != EXW_OK) {
             run_set_outcome(r, OUT_FAILED, "internal", "hashing the workbook failed");
             goto out;
         }
-        if (rd == NULL || exw_result_chunk(rd, r->job->id, first, chunk, (size_t)n,
+        if (rd == NULL || exw_result_chunk(rd, r->job->id, off == 0, at, (size_t)n,
                                            (long)(ttl > 60000 ? ttl : 60000), &eb) != EXW_OK) {
             snprintf(why, whysz, "%s", rd ? eb.msg : "Redis unreachable");
             goto out;
         }
-        first = 0;
+        off += n;
         /* A cancel, the time limit or the shutdown grace still apply here. */
         if (run_check(r, 0))
             goto out;
-    }
-    if (n < 0) {
-        run_set_outcome(r, OUT_FAILED, "internal", "reading back the workbook failed");
-        goto out;
     }
     if (exw_sha256_final(sha, r->sha256) != EXW_OK) {
         run_set_outcome(r, OUT_FAILED, "internal", "hashing the workbook failed");
@@ -459,28 +489,33 @@ out:
     return stored;
 }
 
-/* Reads a workbook of at most one chunk back whole into r->result, for the
- * job's end to store (no upload, one round trip less), and hashes it. */
-static void keep_small(struct run *r, size_t size)
+/* Keeps a workbook of at most one chunk whole in r->result, reading it back
+ * when it is on disk, for the job's end to store (no upload, one round trip
+ * less), and hashes it. */
+static void keep_small(struct run *r, long long size)
 {
     struct exw_sha256 *sha = NULL;
-    size_t got = 0;
+    const char *at;
+    long long got = 0;
 
-    r->result = exw_xmalloc(size ? size : 1);
-    while (got < size) {
-        ssize_t n = pread(r->fd, r->result + got, size - got, (off_t)got);
+    if (!r->in_memory) {
+        r->result = exw_xmalloc(size ? (size_t)size : 1);
+        while (got < size) {
+            ssize_t n = read_book(r, size, got, r->result + got, &at);
 
-        if (n <= 0) {
-            run_set_outcome(r, OUT_FAILED, "internal", "reading back the workbook failed");
-            return;
+            if (n <= 0) {
+                run_set_outcome(r, OUT_FAILED, "internal", "reading back the workbook failed");
+                return;
+            }
+            got += n;
         }
-        got += (size_t)n;
     }
-    if (exw_sha256_new(&sha) != EXW_OK || exw_sha256_update(sha, r->result, size) != EXW_OK ||
+    if (exw_sha256_new(&sha) != EXW_OK ||
+        exw_sha256_update(sha, r->result, (size_t)size) != EXW_OK ||
         exw_sha256_final(sha, r->sha256) != EXW_OK)
         run_set_outcome(r, OUT_FAILED, "internal", "hashing the workbook failed");
     exw_sha256_free(sha);
-    r->result_bytes = (long long)size;
+    r->result_bytes = size;
 }
 
 /* Stores the result, starting over while Redis is away, until the job's
@@ -489,27 +524,31 @@ static void upload(struct run *r)
 {
     const struct exw_config *cfg = r->w->cfg;
     int64_t backoff = 100;
+    long long size = r->result_bytes;
     struct stat st;
     char why[256];
     int failures = 0;
 
-    if (fstat(r->fd, &st) != 0) {
-        run_set_outcome(r, OUT_FAILED, "internal", "cannot read back the workbook");
-        return;
+    if (!r->in_memory) {
+        if (fstat(r->fd, &st) != 0) {
+            run_set_outcome(r, OUT_FAILED, "internal", "cannot read back the workbook");
+            return;
+        }
+        size = (long long)st.st_size;
     }
-    if (st.st_size > cfg->max_result_bytes) {
+    if (size > cfg->max_result_bytes) {
         run_set_outcome(r, OUT_FAILED, "too_large",
                         "the workbook has %lld bytes, over EXPORT_MAX_RESULT_BYTES (%ld); split "
                         "the export",
-                        (long long)st.st_size, cfg->max_result_bytes);
+                        size, cfg->max_result_bytes);
         return;
     }
-    if (st.st_size <= (off_t)UPLOAD_CHUNK) {
-        keep_small(r, (size_t)st.st_size);
+    if (size <= (long long)UPLOAD_CHUNK) {
+        keep_small(r, size);
         return;
     }
 
-    while (!upload_once(r, why, sizeof(why)) && r->outcome == OUT_NONE) {
+    while (!upload_once(r, size, why, sizeof(why)) && r->outcome == OUT_NONE) {
         /* Once per outage, not once per try. */
         EXW_LOG(failures++ == 0 ? EXW_LOG_WARN : EXW_LOG_DEBUG,
                 "storing the result failed, retrying: %s", why);
@@ -518,6 +557,10 @@ static void upload(struct run *r)
         if (run_check(r, 0))
             return;
     }
+    /* Uploaded: not to be stored again with the end. */
+    free(r->result);
+    r->result = NULL;
+    r->result_bytes = size;
 }
 
 void run_workbook(struct run *r)

@@ -20,22 +20,18 @@ struct exw_xlsx;
 /* Creates the workbook file at @path and its first sheet @sheet with the header
  * row (bold, frozen; autofilter over the written rows) and the columns' widths
  * and number formats (the column's, else its type's default).
- * @tmpdir holds the library's temporary files; NULL keeps them in memory
- * instead (anonymous memory files), for a workbook small enough that no disk
- * is needed: the calls that make them (this one, exw_xlsx_write_row when it
- * starts a sheet, exw_xlsx_close) must then come from one thread. @rows_per_sheet
+ * @tmpdir holds the library's temporary files (NULL: the system's). A NULL
+ * @path makes the workbook in the process's memory instead, its temporary
+ * files and its packed bytes alike, for a workbook small enough that no disk
+ * is needed (exw_xlsx_close_memory hands the bytes over): the calls that make
+ * its files (this one, exw_xlsx_write_row when it starts a sheet, the close)
+ * must then come from one thread. @rows_per_sheet
  * counts the header row; 0 (or more than 1,048,576) means Excel's 1,048,576, 1
  * means 2. @cols is borrowed for the writer's life. The file itself is written
  * by exw_xlsx_close(); on error nothing is written and *@out is NULL. Errors:
  * EXW_EXLSX (no or too many columns, a width outside 0 to 255, a number format
  * over EXW_XLSX_FORMAT_MAX bytes, a bad sheet name, no temporary file), EXW_ENOMEM.
  * Thread: owner. */
-/* An anonymous memory file for a small workbook's output: its fd, and in
- * @path a name that opens it (/proc/self/fd/N), to give exw_xlsx_open. -1
- * when the system has no such files (no memfd_create, no /proc): use a file
- * on disk then. The caller closes the fd. Thread: any. */
-int exw_xlsx_memory_file(char *path, size_t size);
-
 EXW_MUST_CHECK exw_err exw_xlsx_open(const char *path, const char *tmpdir, const char *sheet,
                                      const struct exw_column *cols, size_t ncols,
                                      uint32_t rows_per_sheet, struct exw_xlsx **out,
@@ -55,6 +51,12 @@ EXW_MUST_CHECK exw_err exw_xlsx_write_row(struct exw_xlsx *x, const struct exw_c
  * libxlsxwriter's reason and the system's ("No space left on device"),
  * EXW_ENOMEM. Thread: owner. */
 EXW_MUST_CHECK exw_err exw_xlsx_close(struct exw_xlsx *x, struct exw_errbuf *eb);
+
+/* exw_xlsx_close() for a workbook made in memory (opened with no path): its
+ * bytes in *@data (malloc'd, the caller frees) and *@len. On error, or for a
+ * workbook on disk, *@data is NULL. Thread: owner. */
+EXW_MUST_CHECK exw_err exw_xlsx_close_memory(struct exw_xlsx *x, char **data, size_t *len,
+                                             struct exw_errbuf *eb);
 
 /* Frees @x without writing the file: the rows written so far and the library's
  * temporary files are thrown away at once, with no packing (for an abandoned

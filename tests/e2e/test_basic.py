@@ -1,8 +1,10 @@
 """A whole export as PROTOCOL.md section 2 describes it, checked cell by cell,
 with its status hash, TTLs, counters, events and the lookup service's view."""
 
+import base64
 import json
 import os
+import random
 import sys
 import time
 
@@ -233,6 +235,23 @@ class BasicExport(E2ETest):
         self.assertEqual(st["state"], "succeeded", st)
         self.assertEqual(st["attempts"], "1")
         self.assertEqual(st["result_sha256"], sha256(self.result_bytes(st)))
+
+    def test_small_workbook_over_one_upload_chunk(self):
+        """A workbook small enough to be made in memory (500 cells, 2 MB of
+        text) whose zip is over one upload chunk (1 MiB): it is uploaded in
+        chunks from memory, whole and with the right hash."""
+        self.start_worker()
+        rnd = random.Random(8)
+        rows = [{"t": base64.b64encode(rnd.randbytes(3000)).decode()} for _ in range(500)]
+        job = {"id": "memory-chunks", "columns": [{"header": "T", "field": "t"}], "rows": rows}
+        st = self.run_job(job)
+        data = self.result_bytes(st)
+        self.assertGreater(len(data), 1 << 20)
+        self.assertEqual(st["result_bytes"], str(len(data)))
+        self.assertEqual(st["result_sha256"], sha256(data))
+        cells = harness.raw_cells(data)
+        self.assertEqual([cells["A%d" % (i + 2)][2] for i in range(len(rows))],
+                         [row["t"] for row in rows])
 
     def test_empty_rows(self):
         self.start_worker()

@@ -355,53 +355,62 @@ static const struct exw_column numbered_cols[] = {
     {.header = "Label", .field = "l", .type = EXW_COL_STRING},
 };
 
-/* A workbook opened without a tmpdir keeps its temporary files in the
- * process's memory (no file is opened for them, on disk or in memory) and
- * writes itself into the memory file exw_xlsx_memory_file() made: the same
- * workbook as on disk. One opened with a tmpdir keeps its sheet's rows in a
- * file of that folder. */
+/* A workbook opened without a path is made in the process's memory: no file
+ * is opened for its temporary files or its zip, on disk or in memory, and
+ * exw_xlsx_close_memory() hands over the same workbook as one on disk, here
+ * over two sheets. One opened with a tmpdir keeps its sheet's rows in a file
+ * of that folder. */
 static void test_in_memory(void **state)
 {
     struct exw_errbuf eb = {{0}};
     struct exw_xlsx *x = NULL;
     struct exw_cell row[2];
-    char mem[64], path[600], copy[600], buf[65536];
-    struct stat st;
+    char path[600], copy[600], *data = NULL;
+    size_t len = 0;
     FILE *out;
-    ssize_t n;
-    int fd, before;
+    int before, i;
 
     (void)state;
-    fd = exw_xlsx_memory_file(mem, sizeof(mem));
-    assert_true(fd >= 0);
     before = count_fds();
-    assert_int_equal(exw_xlsx_open(mem, NULL, "Mem", numbered_cols, 2, 0, &x, &eb), EXW_OK);
-    /* The sheet's rows go to memory, not to a file. */
+    assert_int_equal(exw_xlsx_open(NULL, tmpdir, "Mem", numbered_cols, 2, 3, &x, &eb), EXW_OK);
+    for (i = 1; i <= 3; i++) {
+        row[0] = number(i);
+        row[1] = text(i == 3 ? "three" : "one or two");
+        assert_int_equal(exw_xlsx_write_row(x, row, &eb), EXW_OK);
+        assert_int_equal(count_fds(), before);
+    }
+    assert_int_equal(exw_xlsx_close_memory(x, &data, &len, &eb), EXW_OK);
     assert_int_equal(count_fds(), before);
-    row[0] = number(7);
-    row[1] = text("seven");
-    assert_int_equal(exw_xlsx_write_row(x, row, &eb), EXW_OK);
-    assert_int_equal(exw_xlsx_close(x, &eb), EXW_OK);
-    assert_int_equal(count_fds(), before);
-    assert_int_equal(fstat(fd, &st), 0);
-    assert_true(st.st_size > 1000);
-    /* Read back through the fd, saved where the reader can open it. */
+    assert_non_null(data);
+    assert_true(len > 1000);
+    /* Saved where the reader can open it. */
     path_for(copy, sizeof(copy), "in-memory.xlsx");
     out = fopen(copy, "wb");
     assert_non_null(out);
-    assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
-    while ((n = read(fd, buf, sizeof(buf))) > 0)
-        assert_int_equal(fwrite(buf, 1, (size_t)n, out), (size_t)n);
+    assert_int_equal(fwrite(data, 1, len, out), len);
     assert_int_equal(fclose(out), 0);
-    close(fd);
-    expect_workbook(copy, "sheet 'Mem' freeze=A2 filter=A1:B2\n"
+    free(data);
+    expect_workbook(copy, "sheet 'Mem' freeze=A2 filter=A1:B3\n"
                           "  A1 s 'N' General bold\n"
                           "  B1 s 'Label' General bold\n"
-                          "  A2 n 7 0\n"
-                          "  B2 s 'seven' General\n"
-                          "xl/worksheets/sheet1.xml formulas=0 inline=3\n");
-    expect_levels(copy, 1);
+                          "  A2 n 1 0\n"
+                          "  B2 s 'one or two' General\n"
+                          "  A3 n 2 0\n"
+                          "  B3 s 'one or two' General\n"
+                          "sheet 'Mem (2)' freeze=A2 filter=A1:B2\n"
+                          "  A1 s 'N' General bold\n"
+                          "  B1 s 'Label' General bold\n"
+                          "  A2 n 3 0\n"
+                          "  B2 s 'three' General\n"
+                          "xl/worksheets/sheet1.xml formulas=0 inline=4\n"
+                          "xl/worksheets/sheet2.xml formulas=0 inline=3\n");
+    expect_levels(copy, 2);
     unlink(copy);
+    /* exw_xlsx_close() drops a workbook in memory; a workbook on disk has no
+     * bytes to hand over. */
+    assert_int_equal(exw_xlsx_open(NULL, NULL, "Mem", numbered_cols, 2, 0, &x, &eb), EXW_OK);
+    assert_int_equal(exw_xlsx_close(x, &eb), EXW_OK);
+    assert_int_equal(count_fds(), before);
     /* With a folder: the sheet's rows in a file there. */
     path_for(path, sizeof(path), "on-disk.xlsx");
     before = count_fds();
