@@ -78,6 +78,7 @@ struct request {
     char *target; /* the raw request target */
     int started;
     int in_flight; /* counted in stats.in_flight */
+    int is_lookup; /* counted as a lookup */
 };
 
 /* An answer for send_reply(); body is malloc'd when body_is_heap, else a literal. */
@@ -122,6 +123,7 @@ static void stats_begin(struct server *s, struct request *req, int is_lookup, si
 {
     mock_stats_begin(&s->stats, &req->arrival, is_lookup, batch_keys);
     req->in_flight = 1;
+    req->is_lookup = is_lookup;
 }
 
 /* Ends a counted request; status 0 means the connection was closed without an answer. */
@@ -129,7 +131,7 @@ static void stats_end(struct server *s, struct request *req, unsigned int status
 {
     if (!req->in_flight)
         return;
-    mock_stats_end(&s->stats, status);
+    mock_stats_end(&s->stats, status, req->is_lookup);
     req->in_flight = 0;
 }
 

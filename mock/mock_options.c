@@ -42,7 +42,8 @@ static const char usage_text[] =
     "order), a key matching --fail with another status is left out of the answer, --huge pads\n"
     "its member, and --slow adds the slowest matching key's delay to the batch's latency.\n"
     "GET /_stats returns counters (arrivals_per_second since the last reset, max_per_second,\n"
-    "max_in_any_second over sliding windows, max_in_flight), POST /_reset zeroes them.\n";
+    "max_in_any_second over sliding windows, max_in_flight, lookup_span_ms from the first\n"
+    "lookup's arrival to the last one's answer), POST /_reset zeroes them.\n";
 
 enum opt_type { OPT_FLAG, OPT_STR, OPT_LONG, OPT_RATE, OPT_SEED, OPT_RULE };
 

@@ -94,15 +94,23 @@ void mock_stats_begin(struct mock_stats *s, const struct timespec *arrival, int 
         s->batches += batch_keys > 0;
         s->batch_keys += batch_keys;
         count_arrival(s, us_of(arrival));
+        if (s->first_lookup_us == 0)
+            s->first_lookup_us = us_of(arrival);
     }
     if (++s->in_flight > s->max_in_flight)
         s->max_in_flight = s->in_flight;
     mock_unlock(&s->mu);
 }
 
-void mock_stats_end(struct mock_stats *s, unsigned int status)
+void mock_stats_end(struct mock_stats *s, unsigned int status, int is_lookup)
 {
+    struct timespec now;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+        abort();
     mock_lock(&s->mu);
+    if (is_lookup && status != 0)
+        s->last_answer_us = us_of(&now);
     s->in_flight--;
     if (status == 0)
         s->dropped++;
@@ -134,8 +142,11 @@ void mock_stats_json(struct mock_stats *s, struct mock_buf *b)
         if (s->per_second[i] > max_per_second)
             max_per_second = s->per_second[i];
     }
-    mock_buf_addf(b, "],\"max_per_second\":%lu,\"max_in_any_second\":%lu}", max_per_second,
-                  s->max_in_any_second);
+    mock_buf_addf(b, "],\"max_per_second\":%lu,\"max_in_any_second\":%lu,\"lookup_span_ms\":%.3f}",
+                  max_per_second, s->max_in_any_second,
+                  s->first_lookup_us != 0 && s->last_answer_us > s->first_lookup_us
+                      ? (double)(s->last_answer_us - s->first_lookup_us) / 1000.0
+                      : 0.0);
     mock_unlock(&s->mu);
 }
 
@@ -156,5 +167,7 @@ void mock_stats_reset(struct mock_stats *s)
         memset(s->per_second, 0, s->seconds_cap * sizeof(*s->per_second));
     s->wcount = 0;
     s->max_in_any_second = 0;
+    s->first_lookup_us = 0;
+    s->last_answer_us = 0;
     mock_unlock(&s->mu);
 }

@@ -30,6 +30,9 @@ struct mock_stats {
     long long *window; /* arrival times (us) of the last second's lookups, a ring */
     size_t whead, wcount, wcap;
     unsigned long max_in_any_second;
+    /* The first lookup's arrival and the last lookup's answer (monotonic us),
+     * 0 until there is one: the lookup phase a client went through. */
+    long long first_lookup_us, last_answer_us;
 };
 
 /* Returns 0, or -1 when the mutex cannot be made. */
@@ -45,8 +48,9 @@ void mock_unlock(pthread_mutex_t *mu);
 void mock_stats_begin(struct mock_stats *s, const struct timespec *arrival, int is_lookup,
                       size_t batch_keys);
 
-/* A counted request ended with @status; 0: its connection was closed without an answer. */
-void mock_stats_end(struct mock_stats *s, unsigned int status);
+/* A counted request (a lookup when @is_lookup) ended with @status; 0: its connection was closed
+ * without an answer. */
+void mock_stats_end(struct mock_stats *s, unsigned int status, int is_lookup);
 
 /* Appends the counters as one JSON object. */
 void mock_stats_json(struct mock_stats *s, struct mock_buf *out);

@@ -235,6 +235,8 @@ def test_latency():
     m = Mock("--latency-ms", "300")
     st, _, _, dt = m.request("/contract/one")
     check(st == 200 and dt >= 0.295, "single request takes at least 300 ms: %.3f" % dt)
+    span = m.stats()["lookup_span_ms"]
+    check(295 <= span <= dt * 1000 + 1, "lookup_span_ms from its arrival to its answer: %r" % span)
     n = 200
     results = [None] * n
     barrier = threading.Barrier(n + 1)
@@ -445,15 +447,18 @@ def test_stats_and_verbose():
     for target in ("/contract/a", "/contract/b", "/contract/bad", "/nowhere"):
         m.request(target)
     s = m.stats()
+    span = s.pop("lookup_span_ms")
     want = {"requests": 4, "lookups": 3, "batches": 0, "batch_keys": 0, "in_flight": 0,
             "max_in_flight": 1, "dropped": 0, "by_status": {"200": 2, "503": 1, "404": 1},
             "arrivals_per_second": [3], "max_per_second": 3, "max_in_any_second": 3}
     check(s == want, "/_stats counts: %r" % s)
+    check(0 < span < 10000, "lookup_span_ms, first lookup in to last out: %r" % span)
     st, _, b, _ = m.request("/_reset", method="POST")
     check(st == 200 and json.loads(b) == {}, "POST /_reset returns {}")
     s = m.stats()
     check(s["requests"] == 0 and s["lookups"] == 0 and s["by_status"] == {} and
-          s["arrivals_per_second"] == [] and s["max_in_any_second"] == 0, "reset: %r" % s)
+          s["arrivals_per_second"] == [] and s["max_in_any_second"] == 0 and
+          s["lookup_span_ms"] == 0, "reset: %r" % s)
     m.request("/contract/c")
     check(m.stats()["by_status"] == {"200": 1}, "counting resumes after reset")
     m.stop()

@@ -25,13 +25,13 @@ struct exw_xlsx;
  * files and its packed bytes alike, for a workbook small enough that no disk
  * is needed (exw_xlsx_close_memory hands the bytes over): the calls that make
  * its files (this one, exw_xlsx_write_row when it starts a sheet, the close)
- * must then come from one thread. @rows_per_sheet
- * counts the header row; 0 (or more than 1,048,576) means Excel's 1,048,576, 1
- * means 2. @cols is borrowed for the writer's life. The file itself is written
- * by exw_xlsx_close(); on error nothing is written and *@out is NULL. Errors:
+ * must then come from one thread. @rows_per_sheet counts the header row; 0
+ * (or more than 1,048,576) means Excel's 1,048,576, 1 means 2. @cols is
+ * borrowed for the writer's life. The file itself is written by
+ * exw_xlsx_close(); on error nothing is written and *@out is NULL. Errors:
  * EXW_EXLSX (no or too many columns, a width outside 0 to 255, a number format
- * over EXW_XLSX_FORMAT_MAX bytes, a bad sheet name, no temporary file), EXW_ENOMEM.
- * Thread: owner. */
+ * over EXW_XLSX_FORMAT_MAX bytes, a bad sheet name, no temporary file),
+ * EXW_ENOMEM. Thread: owner. */
 EXW_MUST_CHECK exw_err exw_xlsx_open(const char *path, const char *tmpdir, const char *sheet,
                                      const struct exw_column *cols, size_t ncols,
                                      uint32_t rows_per_sheet, struct exw_xlsx **out,
