@@ -105,11 +105,12 @@ void mock_stats_begin(struct mock_stats *s, const struct timespec *arrival, int 
 void mock_stats_end(struct mock_stats *s, unsigned int status, int is_lookup)
 {
     struct timespec now;
+    int answered = is_lookup && status != 0;
 
-    if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+    if (answered && clock_gettime(CLOCK_MONOTONIC, &now) != 0)
         abort();
     mock_lock(&s->mu);
-    if (is_lookup && status != 0)
+    if (answered)
         s->last_answer_us = us_of(&now);
     s->in_flight--;
     if (status == 0)

@@ -382,14 +382,14 @@ static void pack(struct run *r)
     struct packer *p = &r->packer;
 
     if (r->in_memory) { /* small: packed here, into r->result */
+        struct exw_errbuf eb;
         size_t len;
+        exw_err rc = exw_xlsx_close_memory(r->xlsx, &r->result, &len, &eb);
 
-        p->rc = exw_xlsx_close_memory(r->xlsx, &r->result, &len, &p->eb);
         r->xlsx = NULL;
         r->result_bytes = (long long)len;
-        if (p->rc != EXW_OK)
-            run_set_outcome(r, OUT_FAILED, "internal", "finishing the workbook failed: %s",
-                            p->eb.msg);
+        if (rc != EXW_OK)
+            run_set_outcome(r, OUT_FAILED, "internal", "finishing the workbook failed: %s", eb.msg);
         return;
     }
     p->xlsx = r->xlsx;
